@@ -1,0 +1,36 @@
+//! # tierkv — a tiered SSD/HDD key-value storage engine
+//!
+//! A key lives in one of `2^s` shards chosen by its hash. Each shard owns: a Robin Hood log table in
+//! DRAM over an append-only log file on the SSD; a Bloom filter in DRAM; a global hash table on the SSD
+//! whose buckets are 4 KiB pages holding full keys and value locations; a hot file on the SSD; and a
+//! data file on the HDD holding every value. Writes go to the log; a full log is flushed: values are
+//! appended to the data file, keys merged into the global table page by page.
+//!
+//! Start reading at [`Db`] (`db.rs`), then `shard.rs` (read/write paths) and `flush.rs`.
+//! `docs/architecture.md` walks the paths step by step; `docs/format/` has every file's byte layout.
+//!
+//! ```no_run
+//! let mut opts = tierkv::Options::default();
+//! opts.shards = 8;
+//! let db = tierkv::Db::open("/tmp/store", opts)?;
+//! db.put(b"key", b"value")?;
+//! assert_eq!(db.get(b"key")?.as_deref(), Some(&b"value"[..]));
+//! db.sync()?;
+//! # Ok::<(), tierkv::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod batch;
+mod error;
+pub mod hash;
+pub mod log_table;
+mod options;
+mod page;
+mod stats;
+
+pub use batch::{BatchOp, WriteBatch};
+pub use error::{Error, Result};
+pub use options::{Options, SyncPolicy, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use page::PAGE_SIZE;
+pub use stats::{DiskBytes, GetStats, ShardStats, Stats, TierStats, TiersStats};

@@ -1,0 +1,383 @@
+//! Counters: what every shard does, per tier, and the serializable [`Stats`] snapshot `Db::stats()`
+//! returns. Counting is relaxed-atomic and per shard so readers on different shards never share a
+//! counter cache line. Cumulative bytes written per tier are persisted in each shard's checkpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// The storage tiers an operation can touch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// The SSD log files.
+    Log = 0,
+    /// The SSD global-table (index) pages.
+    Index = 1,
+    /// The SSD hot file.
+    Hot = 2,
+    /// The HDD data file.
+    Data = 3,
+    /// Small metadata files (checkpoints, manifest).
+    Meta = 4,
+}
+
+/// Number of [`Tier`]s.
+pub const TIERS: usize = 5;
+
+/// Operations and bytes, read and written, on one tier.
+#[derive(Debug, Default)]
+pub(crate) struct TierCounters {
+    pub read_ops: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub write_ops: AtomicU64,
+    pub write_bytes: AtomicU64,
+}
+
+/// Where a `get` was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    Log,
+    Hot,
+    Data,
+    AbsentByLog,
+    AbsentByBloom,
+    AbsentAfterPage,
+}
+
+/// A shard's live counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub tiers: [TierCounters; TIERS],
+    pub puts: AtomicU64,
+    pub deletes: AtomicU64,
+    pub gets: AtomicU64,
+    pub served: [AtomicU64; 6],
+    pub bloom_negatives: AtomicU64,
+    pub bloom_false_positives: AtomicU64,
+    pub flushes: AtomicU64,
+    pub pages_written: AtomicU64,
+    pub table_growths: AtomicU64,
+    /// Bytes written per tier before this session (from the checkpoint).
+    pub written_before: [AtomicU64; TIERS],
+}
+
+impl Counters {
+    #[inline]
+    pub fn read(&self, tier: Tier, bytes: usize) {
+        let t = &self.tiers[tier as usize];
+        t.read_ops.fetch_add(1, Relaxed);
+        t.read_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    #[inline]
+    pub fn write(&self, tier: Tier, ops: u64, bytes: u64) {
+        let t = &self.tiers[tier as usize];
+        t.write_ops.fetch_add(ops, Relaxed);
+        t.write_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    #[inline]
+    pub fn served(&self, s: Served) {
+        self.gets.fetch_add(1, Relaxed);
+        self.served[s as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Bytes written to `tier` since the store was created (persisted part + this session).
+    pub fn written_total(&self, tier: Tier) -> u64 {
+        self.written_before[tier as usize].load(Relaxed)
+            + self.tiers[tier as usize].write_bytes.load(Relaxed)
+    }
+
+    pub fn tier_snapshot(&self, tier: Tier) -> TierStats {
+        let t = &self.tiers[tier as usize];
+        TierStats {
+            read_ops: t.read_ops.load(Relaxed),
+            read_bytes: t.read_bytes.load(Relaxed),
+            write_ops: t.write_ops.load(Relaxed),
+            write_bytes: t.write_bytes.load(Relaxed),
+            written_bytes_total: self.written_total(tier),
+        }
+    }
+
+    pub fn gets_snapshot(&self) -> GetStats {
+        let s = |x: Served| self.served[x as usize].load(Relaxed);
+        GetStats {
+            total: self.gets.load(Relaxed),
+            from_log: s(Served::Log),
+            from_hot: s(Served::Hot),
+            from_data: s(Served::Data),
+            absent_in_log: s(Served::AbsentByLog),
+            absent_by_bloom: s(Served::AbsentByBloom),
+            absent_after_page_read: s(Served::AbsentAfterPage),
+        }
+    }
+}
+
+/// Operations and bytes on one tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct TierStats {
+    /// Reads issued to this tier in this session.
+    pub read_ops: u64,
+    /// Bytes read from this tier in this session.
+    pub read_bytes: u64,
+    /// Writes issued to this tier in this session.
+    pub write_ops: u64,
+    /// Bytes written to this tier in this session.
+    pub write_bytes: u64,
+    /// Bytes written to this tier since the store was created (persisted; SSD wear).
+    pub written_bytes_total: u64,
+}
+
+impl TierStats {
+    fn add(&mut self, o: &TierStats) {
+        self.read_ops += o.read_ops;
+        self.read_bytes += o.read_bytes;
+        self.write_ops += o.write_ops;
+        self.write_bytes += o.write_bytes;
+        self.written_bytes_total += o.written_bytes_total;
+    }
+}
+
+/// Where gets were answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct GetStats {
+    /// All gets (each key of a `multi_get` counts once).
+    pub total: u64,
+    /// Answered from the log (DRAM table + SSD log record).
+    pub from_log: u64,
+    /// Answered from the SSD hot file.
+    pub from_hot: u64,
+    /// Answered from the HDD data file.
+    pub from_data: u64,
+    /// Absent: a tombstone in the log.
+    pub absent_in_log: u64,
+    /// Absent: the Bloom filter said no (no SSD read).
+    pub absent_by_bloom: u64,
+    /// Absent after reading the global page (a Bloom false positive).
+    pub absent_after_page_read: u64,
+}
+
+impl GetStats {
+    fn add(&mut self, o: &GetStats) {
+        self.total += o.total;
+        self.from_log += o.from_log;
+        self.from_hot += o.from_hot;
+        self.from_data += o.from_data;
+        self.absent_in_log += o.absent_in_log;
+        self.absent_by_bloom += o.absent_by_bloom;
+        self.absent_after_page_read += o.absent_after_page_read;
+    }
+}
+
+/// Per-tier figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct TiersStats {
+    /// SSD log files.
+    pub log: TierStats,
+    /// SSD global-table pages.
+    pub index: TierStats,
+    /// SSD hot file.
+    pub hot: TierStats,
+    /// HDD data file.
+    pub data: TierStats,
+    /// Checkpoints and manifest.
+    pub meta: TierStats,
+}
+
+impl TiersStats {
+    pub(crate) fn from_counters(c: &Counters) -> Self {
+        TiersStats {
+            log: c.tier_snapshot(Tier::Log),
+            index: c.tier_snapshot(Tier::Index),
+            hot: c.tier_snapshot(Tier::Hot),
+            data: c.tier_snapshot(Tier::Data),
+            meta: c.tier_snapshot(Tier::Meta),
+        }
+    }
+
+    fn add(&mut self, o: &TiersStats) {
+        self.log.add(&o.log);
+        self.index.add(&o.index);
+        self.hot.add(&o.hot);
+        self.data.add(&o.data);
+        self.meta.add(&o.meta);
+    }
+}
+
+/// One shard's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ShardStats {
+    /// Shard number.
+    pub shard: u32,
+    /// Live keys (global table plus log, counting a key once).
+    pub live_keys: u64,
+    /// Keys in the global table.
+    pub table_keys: u64,
+    /// Records in the log tables (puts and tombstones not yet flushed).
+    pub log_records: u64,
+    /// Bytes of live keys and values in the global table.
+    pub table_live_bytes: u64,
+    /// Buckets (primary pages) of the global table.
+    pub buckets: u64,
+    /// Overflow pages in use.
+    pub overflow_pages: u64,
+    /// Entry bytes ÷ primary-page payload bytes.
+    pub table_load: f64,
+    /// Pages in the index file (used and free).
+    pub index_file_pages: u64,
+    /// Bytes used in the log files.
+    pub log_bytes: u64,
+    /// Data-file bytes (header included).
+    pub data_bytes: u64,
+    /// Data-file bytes no longer referenced.
+    pub data_dead_bytes: u64,
+    /// Hot-file bytes.
+    pub hot_bytes: u64,
+    /// Keys in the Bloom filter.
+    pub bloom_keys: u64,
+    /// The Bloom filter's estimated false-positive rate.
+    pub bloom_estimated_fpr: f64,
+    /// DRAM held by the Bloom filter.
+    pub bloom_dram_bytes: u64,
+    /// DRAM held by the log tables, page map and other per-shard indexes (not the log records).
+    pub table_dram_bytes: u64,
+    /// Flush generation of the last checkpoint.
+    pub generation: u64,
+    /// Per-tier I/O.
+    pub tiers: TiersStats,
+    /// Where gets were answered.
+    pub gets: GetStats,
+    /// Puts (each key of a batch counts once).
+    pub puts: u64,
+    /// Deletes.
+    pub deletes: u64,
+    /// Completed flushes.
+    pub flushes: u64,
+    /// Global pages written.
+    pub pages_written: u64,
+    /// Bloom filter said "absent".
+    pub bloom_negatives: u64,
+    /// Bloom filter said "maybe" and the page did not hold the key.
+    pub bloom_false_positives: u64,
+    /// Global-table rebuilds into more buckets.
+    pub table_growths: u64,
+    /// Probe-length statistics of the active log table.
+    pub log_probe_mean: f64,
+    /// Longest probe of the active log table.
+    pub log_probe_max: u64,
+}
+
+/// A snapshot of the whole store's counters ([`crate::Db::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    /// Store format version.
+    pub format_version: u32,
+    /// Shard count.
+    pub shards: u32,
+    /// I/O path in use for reads ("mmap").
+    pub io_path: String,
+    /// Live keys.
+    pub live_keys: u64,
+    /// Flushed keys (in global tables).
+    pub table_keys: u64,
+    /// Bytes of live keys and values in the global tables.
+    pub table_live_bytes: u64,
+    /// DRAM held by Bloom filters.
+    pub bloom_dram_bytes: u64,
+    /// DRAM held by log tables, page maps and other indexes.
+    pub table_dram_bytes: u64,
+    /// `(bloom + page maps) / table_keys`: DRAM per flushed key, log tables excluded.
+    pub dram_bytes_per_flushed_key: f64,
+    /// Bytes on disk per tier: log, index, hot, data, meta.
+    pub disk_bytes: DiskBytes,
+    /// Sum over shards.
+    pub tiers: TiersStats,
+    /// Sum over shards.
+    pub gets: GetStats,
+    /// Sum over shards.
+    pub puts: u64,
+    /// Sum over shards.
+    pub deletes: u64,
+    /// Sum over shards.
+    pub flushes: u64,
+    /// Sum over shards.
+    pub pages_written: u64,
+    /// Sum over shards.
+    pub bloom_negatives: u64,
+    /// Sum over shards.
+    pub bloom_false_positives: u64,
+    /// Largest relative deviation of a shard's live keys from the mean (0 = perfectly even).
+    pub shard_key_max_deviation: f64,
+    /// Per-shard figures.
+    pub per_shard: Vec<ShardStats>,
+}
+
+/// Bytes on disk per tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DiskBytes {
+    /// Log files.
+    pub log: u64,
+    /// Index files.
+    pub index: u64,
+    /// Hot files.
+    pub hot: u64,
+    /// Data files.
+    pub data: u64,
+    /// Sum.
+    pub total: u64,
+}
+
+impl Stats {
+    /// Builds the store-wide totals from per-shard figures.
+    pub(crate) fn aggregate(
+        format_version: u32,
+        io_path: &str,
+        per_shard: Vec<ShardStats>,
+    ) -> Stats {
+        let mut s = Stats {
+            format_version,
+            shards: per_shard.len() as u32,
+            io_path: io_path.to_string(),
+            ..Stats::default()
+        };
+        for p in &per_shard {
+            s.live_keys += p.live_keys;
+            s.table_keys += p.table_keys;
+            s.table_live_bytes += p.table_live_bytes;
+            s.bloom_dram_bytes += p.bloom_dram_bytes;
+            s.table_dram_bytes += p.table_dram_bytes;
+            s.tiers.add(&p.tiers);
+            s.gets.add(&p.gets);
+            s.puts += p.puts;
+            s.deletes += p.deletes;
+            s.flushes += p.flushes;
+            s.pages_written += p.pages_written;
+            s.bloom_negatives += p.bloom_negatives;
+            s.bloom_false_positives += p.bloom_false_positives;
+            s.disk_bytes.log += p.log_bytes;
+            s.disk_bytes.index += p.index_file_pages * crate::page::PAGE_SIZE as u64;
+            s.disk_bytes.hot += p.hot_bytes;
+            s.disk_bytes.data += p.data_bytes;
+        }
+        s.disk_bytes.total =
+            s.disk_bytes.log + s.disk_bytes.index + s.disk_bytes.hot + s.disk_bytes.data;
+        let flushed_dram: u64 = per_shard
+            .iter()
+            .map(|p| p.bloom_dram_bytes + p.buckets * 4)
+            .sum();
+        s.dram_bytes_per_flushed_key = if s.table_keys == 0 {
+            0.0
+        } else {
+            flushed_dram as f64 / s.table_keys as f64
+        };
+        let mean = s.live_keys as f64 / per_shard.len().max(1) as f64;
+        if mean > 0.0 {
+            s.shard_key_max_deviation = per_shard
+                .iter()
+                .map(|p| (p.live_keys as f64 - mean).abs() / mean)
+                .fold(0.0, f64::max);
+        }
+        s.per_shard = per_shard;
+        s
+    }
+}

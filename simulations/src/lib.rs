@@ -1,0 +1,1 @@
+//! tiersim: device and workload models for capacity planning (lands with its issue).
