@@ -85,41 +85,16 @@ pub fn table_load(keys: f64, entry: f64, buckets: f64) -> f64 {
     keys * entry / (buckets * PAGE_PAYLOAD)
 }
 
-/// Expected number of distinct keys among `m` independent draws from `curve` over `n` keys:
-/// `Σ_i 1 − (1 − p_i)^m`, summed over ~2 000 geometric rank bins within which `p_i` is taken equal.
-/// Exact for uniform (`n (1 − e^{−m/n})` up to the Poisson limit); O(bins) for any `n`.
-pub fn expected_distinct(curve: &AccessCurve, n: f64, m: f64) -> f64 {
-    if n <= 0.0 || m <= 0.0 {
+/// `Σ_i f(p_i) · weight` over the keys of `curve` (`n` keys), where `p_i` is key i's access
+/// probability: the ranks are cut into ~2 000 geometric bins within which `p_i` is taken equal, and
+/// `f(p, mass, count)` returns the bin's contribution (`mass` = its total probability, `count` = its
+/// keys). O(bins) for any `n`, so it serves 10^9 keys.
+pub fn binned(curve: &AccessCurve, n: f64, f: impl Fn(f64, f64, f64) -> f64) -> f64 {
+    if n <= 0.0 {
         return 0.0;
     }
     if let AccessCurve::Uniform = curve {
-        return n * (1.0 - (-m / n).exp());
-    }
-    let bins = 2000usize;
-    let ratio = n.powf(1.0 / bins as f64);
-    let mut lo = 0.0f64;
-    let mut total = 0.0;
-    let mut edge = 1.0f64;
-    while lo < n {
-        let hi = edge.max(lo + 1.0).min(n).round().max(lo + 1.0).min(n);
-        let count = hi - lo;
-        let p = (curve.hit_fraction(hi / n) - curve.hit_fraction(lo / n)).max(0.0) / count;
-        // 1 − (1 − p)^m computed stably.
-        total += count * -(m * (-p).ln_1p()).exp_m1();
-        lo = hi;
-        edge *= ratio;
-    }
-    total
-}
-
-/// Probability that a lookup drawn from `curve` finds its key among the distinct keys of `m` writes
-/// drawn from the same curve: `Σ_i p_i (1 − (1 − p_i)^m)`.
-pub fn hit_in_recent(curve: &AccessCurve, n: f64, m: f64) -> f64 {
-    if n <= 0.0 || m <= 0.0 {
-        return 0.0;
-    }
-    if let AccessCurve::Uniform = curve {
-        return 1.0 - (-m / n).exp();
+        return f(1.0 / n, 1.0, n);
     }
     let bins = 2000usize;
     let ratio = n.powf(1.0 / bins as f64);
@@ -128,12 +103,53 @@ pub fn hit_in_recent(curve: &AccessCurve, n: f64, m: f64) -> f64 {
         let hi = edge.max(lo + 1.0).min(n).round().max(lo + 1.0).min(n);
         let count = hi - lo;
         let mass = (curve.hit_fraction(hi / n) - curve.hit_fraction(lo / n)).max(0.0);
-        let p = mass / count;
-        total += mass * -(m * (-p).ln_1p()).exp_m1();
+        total += f(mass / count, mass, count);
         lo = hi;
         edge *= ratio;
     }
     total
+}
+
+/// `P(X ≥ 1)` for `X ~ Binomial(m, p)`, computed stably.
+pub fn p_any(p: f64, m: f64) -> f64 {
+    -(m * (-p.min(1.0 - 1e-15)).ln_1p()).exp_m1()
+}
+
+/// `P(X ≥ 2)` for `X ~ Binomial(m, p)`.
+pub fn p_two(p: f64, m: f64) -> f64 {
+    if m < 2.0 {
+        return 0.0;
+    }
+    let q = (-p.min(1.0 - 1e-15)).ln_1p();
+    let none = (m * q).exp();
+    let one = m * p * ((m - 1.0) * q).exp();
+    (1.0 - none - one).max(0.0)
+}
+
+/// Expected number of distinct keys among `m` independent draws from `curve` over `n` keys:
+/// `Σ_i 1 − (1 − p_i)^m` (exactly `n (1 − (1 − 1/n)^m)` for uniform).
+pub fn expected_distinct(curve: &AccessCurve, n: f64, m: f64) -> f64 {
+    if m <= 0.0 {
+        return 0.0;
+    }
+    binned(curve, n, |p, _, count| count * p_any(p, m))
+}
+
+/// Probability that a lookup drawn from `curve` finds its key among the distinct keys of `m` writes
+/// drawn from the same curve: `Σ_i p_i (1 − (1 − p_i)^m)`.
+pub fn hit_in_recent(curve: &AccessCurve, n: f64, m: f64) -> f64 {
+    if m <= 0.0 {
+        return 0.0;
+    }
+    binned(curve, n, |p, mass, _| mass * p_any(p, m))
+}
+
+/// Expected number of keys written at least twice among `m` draws.
+pub fn expected_repeated(curve: &AccessCurve, n: f64, m: f64) -> f64 {
+    if m <= 0.0 {
+        return 0.0;
+    }
+    binned(curve, n, |p, _, count| count * p_two(p, m))
 }
 
 /// What one flush of one shard writes, and what produced it.
