@@ -7,7 +7,10 @@
 use serde::Serialize;
 
 use crate::device::DeviceProfile;
-use crate::model::TierWa;
+use crate::error::Result;
+use crate::model::{EngineConfig, TierWa};
+use crate::ratio::{self, Sizing, Targets};
+use crate::workload::Workload;
 
 /// SSD wear of one configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -168,6 +171,94 @@ impl HddLoad {
             self.rated_workload_tb_per_year.map_or("-".into(), |r| format!("{r:.0} TB")),
             self.failures_per_year
         )
+    }
+}
+
+/// Everything `simulate lifetime` reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LifetimeReport {
+    /// The configuration evaluated (hot set and drive counts).
+    pub sizing: Sizing,
+    /// SSD wear with the chosen counts.
+    pub ssd: SsdWear,
+    /// HDD load with the chosen counts.
+    pub hdd: HddLoad,
+    /// `(SSD fill, years to wear-out)` for the chosen SSD count as the fill varies (the main curve:
+    /// internal WA grows with fill).
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// What the operator fixes instead of letting `simulate ratio` choose.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Fraction of keys in the hot file.
+    pub hot_fraction: Option<f64>,
+    /// SSD count.
+    pub ssds: Option<u32>,
+    /// HDD count.
+    pub hdds: Option<u32>,
+}
+
+/// Evaluates the configuration with the overridden hot fraction (default: the cheapest, from
+/// `simulate ratio`), then applies the overridden drive counts.
+pub fn simulate(
+    w: &Workload,
+    ssd: &DeviceProfile,
+    hdd: &DeviceProfile,
+    cfg: &EngineConfig,
+    t: &Targets,
+    o: &Overrides,
+) -> Result<LifetimeReport> {
+    let (ssds, hdds) = (o.ssds, o.hdds);
+    let sizing = match o.hot_fraction {
+        Some(h) => ratio::evaluate(w, ssd, hdd, cfg, t, h),
+        None => ratio::simulate(w, ssd, hdd, cfg, t)?.best,
+    };
+    let n_ssd = ssds.unwrap_or(sizing.ssds).max(1);
+    let n_hdd = hdds.unwrap_or(sizing.hdds).max(1);
+    let user = w.user_write_bytes_per_sec() * 86400.0;
+    let growth = sizing.wear.growth_bytes_per_day;
+    let wear = ssd_wear(ssd, n_ssd, user, &sizing.wa, growth, sizing.ssd_bytes.total);
+    let hdd_l = hdd_load(
+        hdd,
+        n_hdd,
+        w.user_write_bytes_per_sec() * sizing.wa.data,
+        sizing.gets.hdd_reads_per_sec,
+        w.value_bytes + crate::model::DATA_HEADER,
+        sizing.hdd_bytes,
+    );
+    let cap = n_ssd as f64 * ssd.capacity_bytes();
+    let curve = (1..=19)
+        .map(|i| {
+            let fill = i as f64 * 0.05;
+            (
+                fill,
+                ssd_wear(ssd, n_ssd, user, &sizing.wa, growth, fill * cap).years_to_wear_out,
+            )
+        })
+        .collect();
+    Ok(LifetimeReport {
+        sizing,
+        ssd: wear,
+        hdd: hdd_l,
+        curve,
+    })
+}
+
+impl LifetimeReport {
+    /// Human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = self.ssd.table();
+        s += "
+";
+        s += &self.hdd.table();
+        s += "
+  SSD fill  years to wear-out
+";
+        for (f, y) in &self.curve {
+            s += &format!("  {:7.2}  {:8.2}\n", f, y);
+        }
+        s
     }
 }
 

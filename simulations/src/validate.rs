@@ -146,14 +146,13 @@ struct ShardModel {
 }
 
 /// The per-shard walk of the engine's rules.
-struct Walk<'a> {
+struct Walk {
     s: ShardModel,
     k: f64,
     v: f64,
     max_load: f64,
     fpr: f64,
     hot_limit: f64,
-    curve: &'a AccessCurve,
     shards: f64,
 }
 
@@ -169,7 +168,7 @@ struct FlushIn {
     rewritten: f64,
 }
 
-impl Walk<'_> {
+impl Walk {
     fn buckets(&self) -> f64 {
         (1u64 << self.s.bits) as f64
     }
@@ -260,7 +259,6 @@ pub fn predict(
         max_load: tierkv::Options::default().table_max_load,
         fpr: p.bloom_fpr,
         hot_limit: p.hot_capacity_factor * n_s * (model::DATA_HEADER + v),
-        curve: &curve,
         shards: s,
     };
 
@@ -323,7 +321,6 @@ pub fn predict(
     } else {
         1.0
     };
-    let gets_per_part = gets_total / parts;
     // Without the background flusher the writer that fills a part flushes it at once (the engine's
     // `after_rotation`), so part j is flushed before part j + 1 serves reads.
     let mut pending: std::collections::VecDeque<FlushIn> = Default::default();
@@ -341,6 +338,12 @@ pub fn predict(
             (writes_s - written).min(per_part)
         } else {
             0.0
+        };
+        // Gets are interleaved with writes, so each part (the last may be short) gets its share.
+        let gets_per_part = if writes_s > 0.0 {
+            gets_total * m / writes_s
+        } else {
+            gets_total
         };
         // Reads during this part see the filling active part only.
         let frozen = 0.0;
@@ -479,7 +482,7 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
 
     let mut stream = OpStream::new(spec, p.keys, p.seed);
     let _ = stream.load_ops();
-    let mut apply = |op: Op| -> Result<()> {
+    let apply = |op: Op| -> Result<()> {
         match op {
             Op::Get(k) | Op::GetMissing(k) => {
                 db.get(&k)?;
