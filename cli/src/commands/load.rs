@@ -1,0 +1,320 @@
+//! `kvtool load`: streams records from files or stdin into the store in `WriteBatch`es, reports bad
+//! records as `FILE:LINE[:COLUMN]: reason`, and either stops (committing and syncing everything before
+//! the bad record, exit 3) or skips them. Parsing lives in `input/`; this file owns batching, syncing,
+//! progress, error policy and the summary.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::{input_name, open_input};
+use crate::config::Global;
+use crate::engine::{Db, WriteBatch};
+use crate::input::{self, Bad, Format, Item, ParseOptions};
+use crate::output::{bytes, print_json, rate};
+use crate::progress::{LoadProgress, Mode};
+
+/// Bad records listed one by one in `--on-error skip` mode; the rest are counted.
+const LISTED_ERRORS: usize = 20;
+
+/// What to do with a bad record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// Stop: commit and sync everything before the bad record, exit 3.
+    Abort,
+    /// Skip it, report it, and go on.
+    Skip,
+}
+
+/// Arguments of `kvtool load`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Formats:
+  tsv    key<TAB>value per line; a line with only a key deletes it. Split at the first tab.
+         Every line must end with a newline; CR before it (CRLF) is an error.
+  csv    RFC 4180 with a header row. Key: --key-column (default: first column). Value:
+         --value-column, or the whole row as a JSON object.
+  jsonl  one object per line; --key-field, --value-field. Non-string values are stored as JSON.
+--escape: tsv reads C escapes (\\t \\n \\r \\0 \\\\ \\xNN); jsonl reads base64 keys and string values.
+
+Examples:
+  kvtool --db /srv/kv load data.tsv
+  zcat dump.jsonl.gz | kvtool --db /srv/kv load --format jsonl --on-error skip
+  kvtool --db /srv/kv load big.tsv --skip-records 4200000   # resume after an abort")]
+pub struct LoadArgs {
+    /// Input files; `-` or none reads stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Input format [default: from the file extension, else tsv].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Decode escapes: C-style in TSV, base64 in JSONL.
+    #[arg(long)]
+    pub escape: bool,
+    /// CSV: the column holding the key [default: the first column].
+    #[arg(long, value_name = "NAME")]
+    pub key_column: Option<String>,
+    /// CSV: the column holding the value [default: the whole row as JSON].
+    #[arg(long, value_name = "NAME")]
+    pub value_column: Option<String>,
+    /// JSONL: the field holding the key.
+    #[arg(long, value_name = "NAME", default_value = "key")]
+    pub key_field: String,
+    /// JSONL: the field holding the value.
+    #[arg(long, value_name = "NAME", default_value = "value")]
+    pub value_field: String,
+    /// What to do with a bad record.
+    #[arg(long, value_enum, default_value = "abort")]
+    pub on_error: OnError,
+    /// With --on-error skip: exit 3 if any record was bad.
+    #[arg(long)]
+    pub strict: bool,
+    /// Skip the first N records (to resume an aborted load).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub skip_records: u64,
+    /// Also sync every N records (a load always syncs at the end).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_every: Option<u64>,
+    /// Report progress on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    /// Records per write batch.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), hide = true)]
+    pub batch_size: u64,
+}
+
+/// The load summary (`--json` prints it).
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    /// Records put.
+    put: u64,
+    /// Records deleted.
+    deleted: u64,
+    /// Bad records skipped (`--on-error skip`).
+    bad: u64,
+    /// Records passed over by `--skip-records`.
+    skipped_by_request: u64,
+    /// Records committed and synced by this run (put + deleted).
+    committed: u64,
+    /// Input bytes read.
+    bytes: u64,
+    /// Wall time.
+    seconds: f64,
+    /// Committed records per second.
+    records_per_second: f64,
+    /// Input megabytes (10^6) per second.
+    mb_per_second: f64,
+    /// True when the load stopped at a bad record.
+    aborted: bool,
+    /// The `--skip-records` value that resumes after fixing the bad record.
+    resume_skip_records: Option<u64>,
+    /// Bad records, `FILE:LINE[:COLUMN]: reason` (the first 20).
+    errors: Vec<String>,
+    /// Bad records not listed in `errors`.
+    errors_not_listed: u64,
+}
+
+struct Loader<'a> {
+    db: &'a Db,
+    batch: WriteBatch,
+    batch_size: usize,
+    sync_every: Option<u64>,
+    since_sync: u64,
+    s: Summary,
+}
+
+impl Loader<'_> {
+    fn add(&mut self, item: Item) -> anyhow::Result<()> {
+        match item {
+            Item::Put(k, v) => {
+                self.batch.put(k, v);
+                self.s.put += 1;
+            }
+            Item::Delete(k) => {
+                self.batch.delete(k);
+                self.s.deleted += 1;
+            }
+        }
+        self.since_sync += 1;
+        if self.batch.len() >= self.batch_size {
+            self.commit()?;
+        }
+        if self.sync_every.is_some_and(|n| self.since_sync >= n) {
+            self.commit()?;
+            self.db.sync().context("cannot sync the store")?;
+            self.since_sync = 0;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if !self.batch.is_empty() {
+            self.db
+                .write_batch(&self.batch)
+                .context("cannot write a batch to the store")?;
+            self.s.committed += self.batch.len() as u64;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Runs `kvtool load`.
+pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
+    let paths = if a.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        a.files.clone()
+    };
+    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        anyhow::bail!("stdin (-) can be given only once");
+    }
+    let mut total = Some(0u64);
+    let mut plan = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let format = a
+            .format
+            .or_else(|| Format::from_path(p))
+            .unwrap_or(Format::Tsv);
+        if p.as_os_str() == "-" {
+            total = None;
+        } else {
+            let m = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
+            total = total.and_then(|t| m.is_file().then(|| t + m.len()));
+        }
+        plan.push((p.clone(), format));
+    }
+    let popts = ParseOptions {
+        escape: a.escape,
+        key_column: a.key_column.clone(),
+        value_column: a.value_column.clone(),
+        key_field: a.key_field.clone(),
+        value_field: a.value_field.clone(),
+    };
+
+    let db = g.open(true)?;
+    let start = Instant::now();
+    let mut progress = LoadProgress::new(Mode::choose(g.quiet, a.progress), total);
+    let mut l = Loader {
+        db: &db,
+        batch: WriteBatch::with_capacity(a.batch_size as usize),
+        batch_size: a.batch_size as usize,
+        sync_every: a.sync_every,
+        since_sync: 0,
+        s: Summary::default(),
+    };
+    let mut index = 0u64; // records seen, good and bad, across inputs
+    let mut done_bytes = 0u64;
+    let mut abort_at: Option<(String, u64)> = None;
+
+    'inputs: for (path, format) in &plan {
+        let name = input_name(path);
+        let reader = open_input(path)?;
+        let mut src = input::open(*format, reader, &popts)?;
+        let mut last_batches = 0u64;
+        loop {
+            let rec = src
+                .next_record()
+                .with_context(|| format!("cannot read {name}"))?;
+            match rec {
+                None => break,
+                Some(Ok(item)) => {
+                    index += 1;
+                    if index <= a.skip_records {
+                        l.s.skipped_by_request += 1;
+                        continue;
+                    }
+                    l.add(item)?;
+                    let batches = l.s.committed;
+                    if batches != last_batches {
+                        last_batches = batches;
+                        progress.update(done_bytes + src.bytes_read(), l.s.put + l.s.deleted);
+                    }
+                }
+                Some(Err(bad)) => {
+                    if !bad.fatal {
+                        index += 1;
+                        if index <= a.skip_records {
+                            l.s.skipped_by_request += 1;
+                            continue;
+                        }
+                    }
+                    let line = bad.display(&name);
+                    if a.on_error == OnError::Abort || bad.fatal {
+                        eprintln!("{line}");
+                        l.s.errors.push(line);
+                        abort_at = Some((name.clone(), index - u64::from(!bad.fatal)));
+                        done_bytes += src.bytes_read();
+                        break 'inputs;
+                    }
+                    report_skipped(&mut l.s, &bad, &name, g.quiet);
+                }
+            }
+        }
+        done_bytes += src.bytes_read();
+    }
+
+    l.commit()?;
+    db.sync().context("cannot sync the store")?;
+    progress.finish();
+    let mut s = l.s;
+    db.close().context("cannot close the store")?;
+
+    s.bytes = done_bytes;
+    s.seconds = start.elapsed().as_secs_f64();
+    s.records_per_second = rate(s.committed, s.seconds);
+    s.mb_per_second = rate(s.bytes, s.seconds) / 1e6;
+    if s.errors_not_listed > 0 && !g.quiet {
+        eprintln!("... and {} more bad records", s.errors_not_listed);
+    }
+    if let Some((_, resume)) = &abort_at {
+        s.aborted = true;
+        s.resume_skip_records = Some(*resume);
+    }
+    if g.json {
+        print_json(&s)?;
+    } else if !g.quiet || s.aborted {
+        print_summary(&s);
+    }
+    Ok(if s.aborted || (a.strict && s.bad > 0) {
+        crate::EXIT_BAD_INPUT
+    } else {
+        crate::EXIT_OK
+    })
+}
+
+fn report_skipped(s: &mut Summary, bad: &Bad, name: &str, quiet: bool) {
+    s.bad += 1;
+    if s.errors.len() < LISTED_ERRORS {
+        let line = bad.display(name);
+        if !quiet {
+            eprintln!("{line} (skipped)");
+        }
+        s.errors.push(line);
+    } else {
+        s.errors_not_listed += 1;
+    }
+}
+
+fn print_summary(s: &Summary) {
+    eprintln!(
+        "kvtool: load: {} records committed ({} put, {} deleted), {} bad, {} skipped by request; {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
+        s.committed,
+        s.put,
+        s.deleted,
+        s.bad,
+        s.skipped_by_request,
+        bytes(s.bytes),
+        s.seconds,
+        s.records_per_second,
+        s.mb_per_second
+    );
+    if let Some(n) = s.resume_skip_records {
+        eprintln!(
+            "kvtool: load aborted on bad input; the {} records before it are committed and synced. Fix the record and resume with --skip-records {n}",
+            s.committed
+        );
+    }
+}
