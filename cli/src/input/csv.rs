@@ -3,8 +3,8 @@
 //! `--value-column`, or, when none is given, the whole row as a JSON object in header order.
 //!
 //! The `csv` crate accepts an unterminated quote by reading to the end of the input; that is how a
-//! truncated file looks, so this parser counts the quote characters of the whole input and, when their
-//! number is odd, reports the last record (the one that swallowed the rest) as bad.
+//! truncated file looks. So the raw bytes of the last record (kept from the tail of the input) are
+//! checked: an odd number of quote characters in them means a quoted field never closed.
 
 use std::io::Read;
 
@@ -12,17 +12,42 @@ use csv::{ByteRecord, ErrorKind};
 
 use super::{check_key, check_value, Bad, Item, ParseOptions, Source};
 
-/// Counts the quote characters passing through.
-struct QuoteCounter {
+/// Bytes of input kept to re-examine the last record; a longer last record falls back to the quote
+/// count of the whole input.
+const TAIL: usize = 1 << 20;
+
+/// Keeps the tail of the input and counts all its quote characters.
+struct TailKeeper {
     inner: Box<dyn Read>,
     quotes: u64,
+    tail: Vec<u8>,
+    /// Input offset of `tail[0]`.
+    tail_start: u64,
 }
 
-impl Read for QuoteCounter {
+impl Read for TailKeeper {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.quotes += memchr::memchr_iter(b'"', &buf[..n]).count() as u64;
+        self.tail.extend_from_slice(&buf[..n]);
+        if self.tail.len() > 2 * TAIL {
+            let drop = self.tail.len() - TAIL;
+            self.tail.drain(..drop);
+            self.tail_start += drop as u64;
+        }
         Ok(n)
+    }
+}
+
+impl TailKeeper {
+    /// True when the input from byte `from` to its end holds an odd number of quote characters.
+    fn odd_quotes_from(&self, from: u64) -> bool {
+        match from.checked_sub(self.tail_start) {
+            Some(i) if (i as usize) <= self.tail.len() => {
+                memchr::memchr_iter(b'"', &self.tail[i as usize..]).count() % 2 == 1
+            }
+            _ => self.quotes % 2 == 1,
+        }
     }
 }
 
@@ -34,7 +59,7 @@ struct Header {
 
 /// Parses CSV records.
 pub struct CsvSource {
-    rdr: csv::Reader<QuoteCounter>,
+    rdr: csv::Reader<TailKeeper>,
     key_column: Option<String>,
     value_column: Option<String>,
     header: Option<Header>,
@@ -56,9 +81,11 @@ impl CsvSource {
         let rdr = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(QuoteCounter {
+            .from_reader(TailKeeper {
                 inner: reader,
                 quotes: 0,
+                tail: Vec::new(),
+                tail_start: 0,
             });
         CsvSource {
             rdr,
@@ -212,7 +239,8 @@ impl Source for CsvSource {
                 };
             }
         };
-        if self.ahead.is_none() && self.rdr.get_ref().quotes % 2 == 1 {
+        let from = rec.position().map_or(0, |p| p.byte());
+        if self.ahead.is_none() && self.rdr.get_ref().odd_quotes_from(from) {
             let line = rec.position().map_or(0, |p| p.line());
             return Ok(Some(Err(Bad::new(
                 line,

@@ -65,17 +65,17 @@ pub fn parse_line(
     complete: bool,
     escape: bool,
 ) -> Result<Item, (Option<usize>, String)> {
+    if let Some(i) = memchr::memchr(0, text) {
+        return Err((
+            Some(i),
+            "NUL byte in a text line (binary data needs --escape and \\0 or \\x00)".into(),
+        ));
+    }
     if !complete {
         return Err((
             None,
             "no newline at the end of the file: the last line is incomplete (truncated file?)"
                 .into(),
-        ));
-    }
-    if let Some(i) = memchr::memchr(0, text) {
-        return Err((
-            Some(i),
-            "NUL byte in a text line (binary data needs --escape and \\0 or \\x00)".into(),
         ));
     }
     if text.last() == Some(&b'\r') {
