@@ -86,7 +86,12 @@ fn every_malformed_file_is_reported_and_prior_records_committed() {
             failures.push(format!("{}: {}", c.file, problems.join("; ")));
         }
     }
-    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -96,7 +101,14 @@ fn skip_mode_loads_the_good_records_and_lists_the_bad() {
     let r = store
         .run_in(
             Some(&dir),
-            &["--json", "load", "--on-error", "skip", "tsv_crlf_later.tsv", "tsv_empty_key.tsv"],
+            &[
+                "--json",
+                "load",
+                "--on-error",
+                "skip",
+                "tsv_crlf_later.tsv",
+                "tsv_empty_key.tsv",
+            ],
             None,
         )
         .expect(0);
@@ -105,7 +117,10 @@ fn skip_mode_loads_the_good_records_and_lists_the_bad() {
     assert_eq!(s["put"], 3);
     let errors = s["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 2);
-    assert!(errors[0].as_str().unwrap().starts_with("tsv_crlf_later.tsv:3:6: carriage return"));
+    assert!(errors[0]
+        .as_str()
+        .unwrap()
+        .starts_with("tsv_crlf_later.tsv:3:6: carriage return"));
     assert_eq!(errors[1], "tsv_empty_key.tsv:2:1: empty key");
     assert_eq!(store.keys(), ["k1", "k2"]);
 
@@ -114,7 +129,14 @@ fn skip_mode_loads_the_good_records_and_lists_the_bad() {
     store
         .run_in(
             Some(&dir),
-            &["-q", "load", "--on-error", "skip", "--strict", "tsv_empty_key.tsv"],
+            &[
+                "-q",
+                "load",
+                "--on-error",
+                "skip",
+                "--strict",
+                "tsv_empty_key.tsv",
+            ],
             None,
         )
         .expect(3);
