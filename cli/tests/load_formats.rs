@@ -262,3 +262,16 @@ fn missing_input_file_is_a_runtime_error() {
         .stderr_text()
         .contains("cannot open /nonexistent/file.tsv"));
 }
+
+#[test]
+fn dry_run_validates_without_writing() {
+    let s = Store::new();
+    let r = s
+        .run_stdin(&["--json", "load", "--dry-run"], b"a\t1\nb\n\tx\n")
+        .expect(3);
+    let j = r.json();
+    assert_eq!(j["dry_run"], true);
+    assert_eq!(j["committed"], 2);
+    assert!(r.stderr_text().contains("<stdin>:3:1: empty key"));
+    assert!(!s.path().exists(), "a dry run must not create the store");
+}

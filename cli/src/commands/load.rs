@@ -80,6 +80,9 @@ pub struct LoadArgs {
     /// Report progress on stderr even when it is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Parse and validate only: report bad records without opening or writing the store.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Records per write batch.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), hide = true)]
     pub batch_size: u64,
@@ -108,6 +111,8 @@ struct Summary {
     mb_per_second: f64,
     /// True when the load stopped at a bad record.
     aborted: bool,
+    /// True with `--dry-run`: records were checked, not written (`committed` counts them anyway).
+    dry_run: bool,
     /// The `--skip-records` value that resumes after fixing the bad record.
     resume_skip_records: Option<u64>,
     /// Bad records, `FILE:LINE[:COLUMN]: reason` (the first 20).
@@ -117,7 +122,8 @@ struct Summary {
 }
 
 struct Loader<'a> {
-    db: &'a Db,
+    /// `None` for `--dry-run`.
+    db: Option<&'a Db>,
     batch: WriteBatch,
     batch_size: usize,
     sync_every: Option<u64>,
@@ -143,7 +149,9 @@ impl Loader<'_> {
         }
         if self.sync_every.is_some_and(|n| self.since_sync >= n) {
             self.commit()?;
-            self.db.sync().context("cannot sync the store")?;
+            if let Some(db) = self.db {
+                db.sync().context("cannot sync the store")?;
+            }
             self.since_sync = 0;
         }
         Ok(())
@@ -151,9 +159,10 @@ impl Loader<'_> {
 
     fn commit(&mut self) -> anyhow::Result<()> {
         if !self.batch.is_empty() {
-            self.db
-                .write_batch(&self.batch)
-                .context("cannot write a batch to the store")?;
+            if let Some(db) = self.db {
+                db.write_batch(&self.batch)
+                    .context("cannot write a batch to the store")?;
+            }
             self.s.committed += self.batch.len() as u64;
             self.batch.clear();
         }
@@ -194,11 +203,11 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
         value_field: a.value_field.clone(),
     };
 
-    let db = g.open(true)?;
+    let db = if a.dry_run { None } else { Some(g.open(true)?) };
     let start = Instant::now();
     let mut progress = LoadProgress::new(Mode::choose(g.quiet, a.progress), total);
     let mut l = Loader {
-        db: &db,
+        db: db.as_ref(),
         batch: WriteBatch::with_capacity(a.batch_size as usize),
         batch_size: a.batch_size as usize,
         sync_every: a.sync_every,
@@ -257,10 +266,13 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
     }
 
     l.commit()?;
-    db.sync().context("cannot sync the store")?;
     progress.finish();
     let mut s = l.s;
-    db.close().context("cannot close the store")?;
+    s.dry_run = a.dry_run;
+    if let Some(db) = db {
+        db.sync().context("cannot sync the store")?;
+        db.close().context("cannot close the store")?;
+    }
 
     s.bytes = done_bytes;
     s.seconds = start.elapsed().as_secs_f64();
@@ -300,8 +312,10 @@ fn report_skipped(s: &mut Summary, bad: &Bad, name: &str, quiet: bool) {
 
 fn print_summary(s: &Summary) {
     eprintln!(
-        "kvtool: load: {} records committed ({} put, {} deleted), {} bad, {} skipped by request; {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
+        "kvtool: load{}: {} records {} ({} put, {} deleted), {} bad, {} skipped by request; {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
+        if s.dry_run { " --dry-run" } else { "" },
         s.committed,
+        if s.dry_run { "valid, nothing written" } else { "committed" },
         s.put,
         s.deleted,
         s.bad,
