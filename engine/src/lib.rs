@@ -22,15 +22,27 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod bloom;
+mod checkpoint;
+mod data;
+mod db;
 mod error;
+mod flush;
 pub mod hash;
+mod io;
+mod layout;
+mod log;
 pub mod log_table;
+mod manifest;
 mod options;
 mod page;
+mod shard;
 mod stats;
 
 pub use batch::{BatchOp, WriteBatch};
+pub use db::{CheckProblem, CheckReport, Db, NoProgress, Progress};
 pub use error::{Error, Result};
+pub use manifest::FORMAT_VERSION;
 pub use options::{Options, SyncPolicy, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use page::PAGE_SIZE;
 pub use stats::{DiskBytes, GetStats, ShardStats, Stats, TierStats, TiersStats};

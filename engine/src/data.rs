@@ -1,0 +1,225 @@
+//! Value files: the HDD data file (every flushed value) and the SSD hot file (hot copies). Both hold
+//! value records appended sequentially by the flush and read at offsets recorded in global-table
+//! entries. Format: `docs/format/data.md`.
+//!
+//! ```text
+//! header (32 bytes): magic "TKVDATA\0" or "TKVHOT\0\0" | version u32 | shard u32 | reserved 12 | crc32 u32
+//! value record:      crc32 u32 of (key hash u64 LE ‖ value) | value
+//! ```
+//! The key hash in the CRC ties a record to its key: an entry that points at another key's record, or
+//! at a record that was never completely written, fails the check and is reported, never returned.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::{self, le};
+use crate::manifest::FORMAT_VERSION;
+
+/// Bytes of a value file's header; the first record starts here.
+pub(crate) const VALUE_FILE_HEADER: u64 = 32;
+/// Bytes of a value record's header.
+pub(crate) const VALUE_RECORD_HEADER: u64 = 4;
+const WRITE_CHUNK: usize = 4 << 20;
+
+/// Which value file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueFileKind {
+    Data,
+    Hot,
+}
+
+impl ValueFileKind {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            ValueFileKind::Data => b"TKVDATA\0",
+            ValueFileKind::Hot => b"TKVHOT\0\0",
+        }
+    }
+}
+
+/// CRC of a value record.
+#[inline]
+pub(crate) fn value_crc(hash: u64, value: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&hash.to_le_bytes());
+    h.update(value);
+    h.finalize()
+}
+
+/// The append side of a value file: buffers records and writes them sequentially.
+#[derive(Debug)]
+pub(crate) struct ValueWriter {
+    pub path: PathBuf,
+    file: File,
+    /// Logical end: where the next record goes.
+    end: u64,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    buf_start: u64,
+    /// Bytes and writes issued since the last `take_io`.
+    written: (u64, u64),
+}
+
+impl ValueWriter {
+    /// Opens the value file, creating it with its header when missing. `end` is the checkpointed end
+    /// (0 for a new file); bytes past it are garbage from an interrupted flush and get overwritten.
+    pub fn open(path: PathBuf, kind: ValueFileKind, shard: u32, end: u64) -> Result<ValueWriter> {
+        let exists = path.exists();
+        let file = if exists {
+            io::open_rw(&path)?
+        } else {
+            io::create_rw(&path)?
+        };
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let end = if !exists || len < VALUE_FILE_HEADER {
+            let mut h = [0u8; VALUE_FILE_HEADER as usize];
+            h[..8].copy_from_slice(kind.magic());
+            h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+            h[12..16].copy_from_slice(&shard.to_le_bytes());
+            let crc = crc32fast::hash(&h[..28]);
+            h[28..].copy_from_slice(&crc.to_le_bytes());
+            io::write_all_at(&file, &path, &h, 0)?;
+            VALUE_FILE_HEADER.max(end)
+        } else {
+            let mut h = [0u8; VALUE_FILE_HEADER as usize];
+            io::read_exact_at(&file, &path, &mut h, 0)?;
+            if &h[..8] != kind.magic() || crc32fast::hash(&h[..28]) != le::u32_at(&h, 28) {
+                return Err(Error::corruption(&path, 0, "bad value-file header"));
+            }
+            let version = le::u32_at(&h, 8);
+            if version != FORMAT_VERSION {
+                return Err(Error::FormatVersion {
+                    file: path,
+                    found: version,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            if le::u32_at(&h, 12) != shard {
+                return Err(Error::corruption(
+                    &path,
+                    12,
+                    "value file belongs to another shard",
+                ));
+            }
+            if len < end {
+                return Err(Error::corruption(
+                    &path,
+                    len,
+                    format!("file is {len} bytes but the checkpoint says data runs to {end}"),
+                ));
+            }
+            end.max(VALUE_FILE_HEADER)
+        };
+        Ok(ValueWriter {
+            path,
+            file,
+            end,
+            buf: Vec::new(),
+            buf_start: end,
+            written: (0, 0),
+        })
+    }
+
+    /// Logical end of the file.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Appends a value record; returns its offset.
+    pub fn append(&mut self, hash: u64, value: &[u8]) -> Result<u64> {
+        let at = self.end;
+        self.buf
+            .extend_from_slice(&value_crc(hash, value).to_le_bytes());
+        self.buf.extend_from_slice(value);
+        self.end += VALUE_RECORD_HEADER + value.len() as u64;
+        if self.buf.len() >= WRITE_CHUNK {
+            self.write_buffer()?;
+        }
+        Ok(at)
+    }
+
+    fn write_buffer(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            io::write_all_at(&self.file, &self.path, &self.buf, self.buf_start)?;
+            self.written.0 += self.buf.len() as u64;
+            self.written.1 += 1;
+            self.buf_start += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes buffered records and syncs the file.
+    pub fn sync(&mut self) -> Result<()> {
+        self.write_buffer()?;
+        io::sync_data(&self.file, &self.path)
+    }
+
+    /// `(bytes, writes)` issued since the last call.
+    pub fn take_io(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.written)
+    }
+
+    /// The file, for mapping.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// Reads and checks the value record at `off` from a mapped value file.
+#[inline]
+pub(crate) fn read_value(
+    map: &[u8],
+    path: &Path,
+    off: u64,
+    len: u32,
+    hash: u64,
+) -> Result<Vec<u8>> {
+    let start = off as usize;
+    let end = start + VALUE_RECORD_HEADER as usize + len as usize;
+    if off < VALUE_FILE_HEADER || end > map.len() {
+        return Err(Error::corruption(
+            path,
+            off,
+            format!("value record of {len} bytes lies outside the file"),
+        ));
+    }
+    let value = &map[start + 4..end];
+    if value_crc(hash, value) != le::u32_at(map, start) {
+        return Err(Error::corruption(
+            path,
+            off,
+            "value record checksum mismatch",
+        ));
+    }
+    Ok(value.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_sync_read_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("data");
+        let mut w = ValueWriter::open(p.clone(), ValueFileKind::Data, 2, 0).unwrap();
+        let a = w.append(11, b"hello").unwrap();
+        let b = w.append(12, &[7u8; 5000]).unwrap();
+        w.sync().unwrap();
+        let end = w.end();
+        let map = std::fs::read(&p).unwrap();
+        assert_eq!(read_value(&map, &p, a, 5, 11).unwrap(), b"hello");
+        assert_eq!(read_value(&map, &p, b, 5000, 12).unwrap(), vec![7u8; 5000]);
+        // Wrong key hash: the record does not belong to that key.
+        assert!(read_value(&map, &p, a, 5, 99).is_err());
+        // Out of bounds.
+        assert!(read_value(&map, &p, end, 5, 11).is_err());
+        drop(w);
+        let w = ValueWriter::open(p.clone(), ValueFileKind::Data, 2, end).unwrap();
+        assert_eq!(w.end(), end);
+        assert!(ValueWriter::open(p.clone(), ValueFileKind::Hot, 2, end).is_err());
+        assert!(ValueWriter::open(p, ValueFileKind::Data, 3, end).is_err());
+    }
+}

@@ -1,0 +1,751 @@
+//! [`Db`]: the public handle. Opens or creates a store (manifest, lock, per-shard recovery), routes
+//! each key to its shard, runs the background flusher, and answers stats and checks.
+//!
+//! Recovery of a shard on open: load its checkpoint (page map, Bloom filter, file ends), open the index,
+//! data and hot files at the checkpointed ends, then replay every log segment newer than the
+//! checkpoint's `log_flushed_seq` into log parts that wait for a flush. A torn tail ends replay: the
+//! rest of that segment and any later segment are unsynced writes and are dropped, so what survives is
+//! always a prefix of the write history.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use crate::batch::{BatchOp, WriteBatch};
+use crate::bloom::Filter;
+use crate::checkpoint::Checkpoint;
+use crate::data::{read_value, VALUE_FILE_HEADER};
+use crate::error::{Error, IoContext, Result};
+use crate::flush::{self, Flusher};
+use crate::hash::{exact_log2, KeyHash};
+use crate::io::{self, WriterLock};
+use crate::layout::ShardPaths;
+use crate::log::{LogSegment, RecordKind};
+use crate::manifest::{self, Manifest, FORMAT_VERSION};
+use crate::options::{check_key, check_value, Options, SyncPolicy};
+use crate::page::{self, PAGE_SIZE};
+use crate::shard::{LogPart, Shard, ShardState, Snapshot};
+use crate::stats::{Counters, ShardStats, Stats, Tier, TiersStats};
+
+/// Receives progress of long operations (check, compact, rebalance), e.g. to draw a progress bar.
+pub trait Progress: Send + Sync {
+    /// A new phase named `what` of `total` units (0 = unknown).
+    fn start(&self, what: &str, total: u64);
+    /// `n` more units are done.
+    fn advance(&self, n: u64);
+    /// The phase ended.
+    fn finish(&self);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// One problem found by [`Db::check`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckProblem {
+    /// The file holding the damaged record or page.
+    pub file: PathBuf,
+    /// Byte offset in that file.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What [`Db::check`] verified and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// Global-table pages whose checksum, own slot and bucket were verified.
+    pub pages_checked: u64,
+    /// Log records whose checksum was verified.
+    pub log_records_checked: u64,
+    /// Value records (data and hot) read back and matched to their entry's key.
+    pub values_checked: u64,
+    /// Everything found wrong; empty when the store is healthy.
+    pub problems: Vec<CheckProblem>,
+}
+
+enum Msg {
+    Flush(u32),
+    Stop,
+}
+
+struct Inner {
+    path: PathBuf,
+    opts: Arc<Options>,
+    shard_bits: u32,
+    shards: Vec<Shard>,
+    poisoned: AtomicBool,
+    poison_reason: Mutex<String>,
+    flusher_tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    _lock: WriterLock,
+}
+
+/// A tierkv store. `Send + Sync`: share it between threads (e.g. in an `Arc`); all methods take `&self`.
+pub struct Db {
+    inner: Arc<Inner>,
+    background: Option<JoinHandle<()>>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+impl Db {
+    /// Opens the store at `path`, creating it when missing (unless `opts.create_if_missing` is off).
+    /// For an existing store its recorded layout (shard count, tier directories) wins over `opts`.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let existing = Manifest::load(&path)?;
+        if existing.is_none() && !opts.create_if_missing {
+            return Err(Error::NoStore { path });
+        }
+        io::create_dir_durable(&path)?;
+        let lock = WriterLock::acquire(&path)?;
+        let manifest = match Manifest::load(&path)? {
+            Some(m) => m,
+            None => {
+                let m = Manifest {
+                    format_version: FORMAT_VERSION,
+                    layout: 1,
+                    shards: opts.shards,
+                    ssd_dir: match &opts.ssd_dir {
+                        Some(d) => manifest::absolute(d)?,
+                        None => PathBuf::from("ssd"),
+                    },
+                    hdd_dir: match &opts.hdd_dir {
+                        Some(d) => manifest::absolute(d)?,
+                        None => PathBuf::from("hdd"),
+                    },
+                };
+                m.store(&path)?;
+                m
+            }
+        };
+        let shard_bits = exact_log2(manifest.shards as u64)
+            .filter(|b| *b <= 16)
+            .ok_or_else(|| {
+                Error::corruption(
+                    Manifest::path(&path),
+                    0,
+                    "shard count is not a power of two ≤ 65536",
+                )
+            })?;
+        let mut opts = opts;
+        opts.shards = manifest.shards;
+        opts.ssd_dir = Some(manifest.ssd_root(&path));
+        opts.hdd_dir = Some(manifest.hdd_root(&path));
+        let opts = Arc::new(opts);
+        let ssd_root = manifest.ssd_root(&path);
+        let hdd_root = manifest.hdd_root(&path);
+        let mut shards = Vec::with_capacity(manifest.shards as usize);
+        for id in 0..manifest.shards {
+            let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, id);
+            shards.push(open_shard(id, paths, opts.clone())?);
+        }
+        let inner = Arc::new(Inner {
+            path,
+            opts: opts.clone(),
+            shard_bits,
+            shards,
+            poisoned: AtomicBool::new(false),
+            poison_reason: Mutex::new(String::new()),
+            flusher_tx: Mutex::new(None),
+            _lock: lock,
+        });
+        let mut db = Db {
+            inner,
+            background: None,
+            closed: false,
+        };
+        if opts.background_flush {
+            let (tx, rx) = mpsc::channel();
+            let worker = db.inner.clone();
+            let handle = std::thread::Builder::new()
+                .name("tierkv-flush".into())
+                .spawn(move || background_flusher(worker, rx))
+                .map_err(|e| Error::io(&db.inner.path, e))?;
+            *db.inner.flusher_tx.lock() = Some(tx);
+            db.background = Some(handle);
+        }
+        // Log parts recovered from a crash wait for their flush.
+        for shard in &db.inner.shards {
+            if !shard.state.read().frozen.is_empty() {
+                db.after_rotation(shard)?;
+            }
+        }
+        Ok(db)
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The options in force (with the stored layout filled in).
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    #[inline]
+    fn shard_of(&self, hash: KeyHash) -> &Shard {
+        &self.inner.shards[hash.shard(self.inner.shard_bits) as usize]
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned(self.inner.poison_reason.lock().clone()));
+        }
+        Ok(())
+    }
+
+    /// Marks the handle failed: an I/O error during a write, flush or sync may have left the files in a
+    /// state this process cannot vouch for; only a reopen (which recovers from disk) clears it.
+    fn poison<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            if matches!(e, Error::Io { .. } | Error::Corruption { .. }) {
+                self.inner.poison(e);
+            }
+        }
+        r
+    }
+
+    fn after_rotation(&self, shard: &Shard) -> Result<()> {
+        match &*self.inner.flusher_tx.lock() {
+            Some(tx) => {
+                let _ = tx.send(Msg::Flush(shard.id));
+                Ok(())
+            }
+            None => {
+                let r = (|| {
+                    while shard.flush_oldest()? {}
+                    Ok(())
+                })();
+                self.poison(r)
+            }
+        }
+    }
+
+    fn write_ops<'a>(
+        &self,
+        shard: &Shard,
+        ops: impl Iterator<Item = (RecordKind, &'a [u8], &'a [u8], u64)>,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let rotated = self.poison(shard.write(ops))?;
+        if rotated {
+            self.after_rotation(shard)?;
+        }
+        if self.inner.opts.sync == SyncPolicy::EveryWrite {
+            self.poison(shard.sync())?;
+        }
+        Ok(())
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        check_value(value)?;
+        let h = KeyHash::of(key);
+        self.write_ops(
+            self.shard_of(h),
+            std::iter::once((RecordKind::Put, key, value, h.0)),
+        )
+    }
+
+    /// Removes `key` (a no-op when absent).
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let h = KeyHash::of(key);
+        self.write_ops(
+            self.shard_of(h),
+            std::iter::once((RecordKind::Delete, key, &[][..], h.0)),
+        )
+    }
+
+    /// Applies a batch: every operation is validated first (an invalid one rejects the whole batch and
+    /// applies nothing), then the batch is applied shard by shard in its order within each shard. See
+    /// [`WriteBatch`] for what a crash leaves of it.
+    pub fn write_batch(&self, batch: &WriteBatch) -> Result<()> {
+        for op in &batch.ops {
+            check_key(op.key())?;
+            if let BatchOp::Put { value, .. } = op {
+                check_value(value)?;
+            }
+        }
+        let mut routed: Vec<(u32, u64, usize)> = batch
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let h = KeyHash::of(op.key());
+                (h.shard(self.inner.shard_bits), h.0, i)
+            })
+            .collect();
+        routed.sort_by_key(|r| r.0);
+        for group in routed.chunk_by(|a, b| a.0 == b.0) {
+            let shard = &self.inner.shards[group[0].0 as usize];
+            self.write_ops(
+                shard,
+                group.iter().map(|&(_, hash, i)| match &batch.ops[i] {
+                    BatchOp::Put { key, value } => {
+                        (RecordKind::Put, key.as_slice(), value.as_slice(), hash)
+                    }
+                    BatchOp::Delete { key } => (RecordKind::Delete, key.as_slice(), &[][..], hash),
+                }),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The value of `key`, or `None`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        let h = KeyHash::of(key);
+        self.shard_of(h).get(key, h.0)
+    }
+
+    /// The values of many keys, in order.
+    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(k.as_ref())).collect()
+    }
+
+    /// Makes every write acknowledged before this call durable.
+    pub fn sync(&self) -> Result<()> {
+        self.check_writable()?;
+        for shard in &self.inner.shards {
+            self.poison(shard.sync())?;
+        }
+        Ok(())
+    }
+
+    /// Moves every log into the global tables now (and makes it durable).
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        for shard in &self.inner.shards {
+            self.poison(shard.flush_all())?;
+        }
+        Ok(())
+    }
+
+    /// Visits every live key once with its value, shard by shard (no order within a shard). Return
+    /// `false` from `f` to stop. Flushes of the shard being visited wait until it is done.
+    pub fn scan(&self, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        for shard in &self.inner.shards {
+            let _no_flush = shard.flusher.lock();
+            let st = shard.state.read();
+            let mut log_view: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+            for part in std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|p| &**p)) {
+                for (_, payload) in part.table.iter() {
+                    let rec = part.seg.record(payload as u32);
+                    log_view.entry(rec.key).or_insert(match rec.kind {
+                        RecordKind::Put => Some(rec.value),
+                        RecordKind::Delete => None,
+                    });
+                }
+            }
+            let snap = &st.snap;
+            for b in 0..snap.ckpt.page_map.len() as u32 {
+                let mut go_on = true;
+                snap.for_each_page(b, |_, p| {
+                    for (k, loc) in page::entries(p) {
+                        if log_view.contains_key(k) {
+                            continue;
+                        }
+                        let (v, _) = snap.read(&loc, KeyHash::of(k).0, &shard.counters)?;
+                        if !f(k, &v) {
+                            go_on = false;
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                })?;
+                if !go_on {
+                    return Ok(());
+                }
+            }
+            for (k, v) in log_view {
+                if let Some(v) = v {
+                    if !f(k, v) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies every checksum and cross-reference: each page (checksum, own slot, bucket), each log
+    /// record, and each entry's value record (readable, and its checksum binds it to the entry's key).
+    pub fn check(&self, progress: &dyn Progress) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let total: u64 = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.state.read().snap.ckpt.page_map.len() as u64)
+            .sum();
+        progress.start("check", total);
+        for shard in &self.inner.shards {
+            let _no_flush = shard.flusher.lock();
+            let st = shard.state.read();
+            for part in std::iter::once(&st.active).chain(st.frozen.iter().map(|p| &**p)) {
+                let (n, bad) = part.seg.verify();
+                report.log_records_checked += n;
+                if let Some((offset, reason)) = bad {
+                    report.problems.push(CheckProblem {
+                        file: part.seg.path().to_path_buf(),
+                        offset,
+                        reason,
+                    });
+                }
+            }
+            check_snapshot(&st.snap, &mut report);
+            progress.advance(st.snap.ckpt.page_map.len() as u64);
+        }
+        progress.finish();
+        Ok(report)
+    }
+
+    /// A snapshot of every counter.
+    pub fn stats(&self) -> Stats {
+        let per_shard = self.inner.shards.iter().map(shard_stats).collect();
+        Stats::aggregate(FORMAT_VERSION, "mmap", per_shard)
+    }
+
+    /// Flushes every log, writes the checkpoints and releases the store. Dropping a `Db` does the same
+    /// but cannot report errors.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        if let Some(tx) = self.inner.flusher_tx.lock().take() {
+            let _ = tx.send(Msg::Stop);
+        }
+        if let Some(h) = self.background.take() {
+            let _ = h.join();
+        }
+        self.check_writable()?;
+        for shard in &self.inner.shards {
+            self.poison(shard.flush_all())?;
+            let st = shard.state.read();
+            let mut ckpt = st.snap.ckpt.clone();
+            ckpt.bloom = st.snap.filter.to_bytes();
+            drop(st);
+            self.poison(flush::store_checkpoint(shard, &mut ckpt))?;
+            let st = shard.state.read();
+            if st.active.seg.is_empty() {
+                io::remove_if_exists(st.active.seg.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl Inner {
+    fn poison(&self, e: &Error) {
+        let mut reason = self.poison_reason.lock();
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            *reason = e.to_string();
+        }
+    }
+}
+
+fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Stop => return,
+            Msg::Flush(id) => {
+                if inner.poisoned.load(Ordering::Acquire) {
+                    continue;
+                }
+                let shard = &inner.shards[id as usize];
+                loop {
+                    match shard.flush_oldest() {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            inner.poison(&e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens (or creates) one shard and replays its unflushed log segments.
+fn open_shard(id: u32, paths: ShardPaths, opts: Arc<Options>) -> Result<Shard> {
+    io::create_dir_durable(&paths.ssd)?;
+    io::create_dir_durable(&paths.hdd)?;
+    let ckpt = match Checkpoint::load(&paths.checkpoint(), id)? {
+        Some(c) => c,
+        None => {
+            let c = Checkpoint {
+                index_slots: 1,
+                page_map: vec![0],
+                data_end: VALUE_FILE_HEADER,
+                hot_end: VALUE_FILE_HEADER,
+                ..Checkpoint::default()
+            };
+            let f = flush::create_index(&paths.index(0), id, 0)?;
+            io::sync_data(&f, &paths.index(0))?;
+            c.store(&paths.checkpoint(), id)?;
+            c
+        }
+    };
+    let filter = if ckpt.bloom.is_empty() {
+        Filter::new(1024, opts.bloom_fpr)
+    } else {
+        Filter::from_bytes(
+            &ckpt.bloom,
+            ckpt.bloom_capacity,
+            ckpt.bloom_inserted,
+            ckpt.bloom_removed,
+        )
+        .map_err(|reason| Error::corruption(paths.checkpoint(), 0, reason))?
+    };
+    let fl = Flusher::open(&paths, id, &ckpt)?;
+    let verified = Arc::new(flush::verified_bits(ckpt.index_slots));
+    let counters = Counters::default();
+    for (t, w) in ckpt.written_total.iter().enumerate() {
+        counters.written_before[t].store(*w, Ordering::Relaxed);
+    }
+    let flushed_seq = ckpt.log_flushed_seq;
+    let snap: Snapshot = flush::snapshot(&fl, ckpt, filter, verified)?;
+
+    // Leftovers: segments already flushed, index files of other generations, temp files.
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(&paths.ssd).at(&paths.ssd)? {
+        let entry = entry.at(&paths.ssd)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(seq) = ShardPaths::log_seq(name) {
+            if seq <= flushed_seq {
+                io::remove_if_exists(&entry.path())?;
+            } else {
+                segments.push(seq);
+            }
+        } else if let Some(g) = ShardPaths::index_generation(name) {
+            if g != snap.ckpt.index_file {
+                io::remove_if_exists(&entry.path())?;
+            }
+        } else if name.ends_with(".tmp") {
+            io::remove_if_exists(&entry.path())?;
+        }
+    }
+    segments.sort_unstable();
+
+    let mut frozen: std::collections::VecDeque<Arc<LogPart>> = Default::default();
+    let mut torn_seen = false;
+    let mut next_seq = flushed_seq + 1;
+    for seq in segments {
+        next_seq = next_seq.max(seq + 1);
+        let path = paths.log(seq);
+        if torn_seen {
+            // Written after a torn (never synced) record: not part of any synced prefix.
+            io::remove_if_exists(&path)?;
+            continue;
+        }
+        let mut records = Vec::new();
+        let (seg, end) = LogSegment::replay(path.clone(), id, seq, |off, rec| {
+            records.push((off, rec.kind));
+            Ok(())
+        })?;
+        torn_seen = end.torn_bytes > 0;
+        if records.is_empty() {
+            drop(seg);
+            io::remove_if_exists(&path)?;
+            continue;
+        }
+        let mut part = LogPart::new(seg, records.len());
+        for (off, kind) in records {
+            let key = part.seg.key_at(off).to_vec();
+            let hash = KeyHash::of(&key).0;
+            let older = kind == RecordKind::Delete
+                && (frozen.iter().any(|p| p.lookup(&key, hash).is_some())
+                    || snap.filter.may_contain(hash));
+            part.index(off, kind, &key, hash, older);
+        }
+        frozen.push_back(Arc::new(part));
+    }
+    let active_seg =
+        LogSegment::create(paths.log(next_seq), id, next_seq, opts.log_capacity_bytes)?;
+    io::sync_dir(&paths.ssd)?;
+    let state = ShardState {
+        active: LogPart::new(active_seg, 1024),
+        frozen,
+        snap: Arc::new(snap),
+        next_seq: next_seq + 1,
+    };
+    Ok(Shard {
+        id,
+        paths,
+        state: RwLock::new(state),
+        flusher: Mutex::new(fl),
+        counters,
+        dir_dirty: AtomicBool::new(false),
+        opts,
+    })
+}
+
+fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
+    let map = snap.index_map.as_deref().unwrap_or(&[]);
+    for (bucket, &primary) in snap.ckpt.page_map.iter().enumerate() {
+        let mut slot = primary;
+        let mut hops = 0;
+        while slot != 0 && hops <= snap.ckpt.index_slots {
+            hops += 1;
+            let at = slot as usize * PAGE_SIZE;
+            let problem = |reason: String| CheckProblem {
+                file: snap.index_path.clone(),
+                offset: at as u64,
+                reason,
+            };
+            if at + PAGE_SIZE > map.len() {
+                report.problems.push(problem(format!(
+                    "bucket {bucket}: page slot {slot} outside the file"
+                )));
+                break;
+            }
+            let p = &map[at..at + PAGE_SIZE];
+            report.pages_checked += 1;
+            if let Err(reason) = page::validate(p, slot, Some(bucket as u32)) {
+                report.problems.push(problem(reason));
+                break;
+            }
+            for (k, loc) in page::entries(p) {
+                let hash = KeyHash::of(k).0;
+                let mut check = |map: &Option<memmap2::Mmap>, path: &Path, off: u64| {
+                    report.values_checked += 1;
+                    if let Err(Error::Corruption { offset, reason, .. }) = read_value(
+                        map.as_deref().unwrap_or(&[]),
+                        path,
+                        off,
+                        loc.value_len,
+                        hash,
+                    ) {
+                        report.problems.push(CheckProblem {
+                            file: path.to_path_buf(),
+                            offset,
+                            reason: format!("{reason} (key {})", String::from_utf8_lossy(k)),
+                        });
+                    }
+                };
+                check(&snap.data_map, &snap.data_path, loc.data_off);
+                if let Some(h) = loc.hot_off {
+                    check(&snap.hot_map, &snap.hot_path, h);
+                }
+            }
+            slot = page::header(p).next;
+        }
+    }
+}
+
+fn shard_stats(shard: &Shard) -> ShardStats {
+    let st = shard.state.read();
+    let snap = &st.snap;
+    let c = &snap.ckpt;
+    let mut log_records = st.active.table.len() as u64;
+    let mut log_bytes = st.active.seg.len() as u64;
+    let mut table_dram = st.active.table.dram_bytes() as u64;
+    for p in &st.frozen {
+        log_records += p.table.len() as u64;
+        log_bytes += p.seg.len() as u64;
+        table_dram += p.table.dram_bytes() as u64;
+    }
+    table_dram += c.page_map.len() as u64 * 4 + snap.verified.len() as u64 * 8;
+    // Live keys: table keys, plus log puts of keys the table lacks, minus log deletes of keys it has.
+    let mut live = c.table_keys as i64;
+    let mut seen: HashMap<&[u8], ()> = HashMap::new();
+    for part in std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|p| &**p)) {
+        for (_, payload) in part.table.iter() {
+            let rec = part.seg.record(payload as u32);
+            if seen.insert(rec.key, ()).is_some() {
+                continue;
+            }
+            let hash = KeyHash::of(rec.key).0;
+            let in_table = snap.filter.may_contain(hash)
+                && snap
+                    .find(rec.key, hash, &Counters::default())
+                    .ok()
+                    .flatten()
+                    .is_some();
+            match (rec.kind, in_table) {
+                (RecordKind::Put, false) => live += 1,
+                (RecordKind::Delete, true) => live -= 1,
+                _ => {}
+            }
+        }
+    }
+    let probe = st.active.table.probe_stats();
+    let cnt = &shard.counters;
+    ShardStats {
+        shard: shard.id,
+        live_keys: live.max(0) as u64,
+        table_keys: c.table_keys,
+        log_records,
+        table_live_bytes: c.table_live_bytes,
+        buckets: c.page_map.len() as u64,
+        overflow_pages: c.overflow_pages,
+        table_load: c.entry_bytes as f64 / (c.page_map.len() as f64 * page::PAGE_PAYLOAD as f64),
+        index_file_pages: c.index_slots as u64,
+        log_bytes,
+        data_bytes: c.data_end,
+        data_dead_bytes: c.data_dead_bytes,
+        hot_bytes: c.hot_end,
+        bloom_keys: snap.filter.inserted,
+        bloom_estimated_fpr: snap.filter.estimated_fpr(),
+        bloom_dram_bytes: snap.filter.dram_bytes(),
+        table_dram_bytes: table_dram,
+        generation: c.generation,
+        tiers: TiersStats::from_counters(cnt),
+        gets: cnt.gets_snapshot(),
+        puts: cnt.puts.load(Ordering::Relaxed),
+        deletes: cnt.deletes.load(Ordering::Relaxed),
+        flushes: cnt.flushes.load(Ordering::Relaxed),
+        pages_written: cnt.pages_written.load(Ordering::Relaxed),
+        bloom_negatives: cnt.bloom_negatives.load(Ordering::Relaxed),
+        bloom_false_positives: cnt.bloom_false_positives.load(Ordering::Relaxed),
+        table_growths: cnt.table_growths.load(Ordering::Relaxed),
+        log_probe_mean: probe.mean_probe,
+        log_probe_max: probe.max_probe as u64,
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Db>();
+    let _ = Tier::Log;
+}

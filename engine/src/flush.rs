@@ -1,0 +1,526 @@
+//! The flush: moves one full log part into the global table.
+//!
+//! 1. Collect the part's newest record per key, sorted by (bucket, key).
+//! 2. Decide whether the table must grow: when entry bytes would pass `table_max_load` of the primary
+//!    pages' payload, the bucket count doubles (as often as needed) and the table is rebuilt into a new
+//!    index file.
+//! 3. Append the live values to the data file (sequential writes only) and, for keys rewritten while in
+//!    the log and while the hot file has room, a hot copy to the hot file.
+//! 4. For every touched bucket, merge its old entries with the part's records and write the bucket's new
+//!    page chain into slots that the published snapshot does not reference (out-of-place: an old page is
+//!    never overwritten while a checkpoint or a reader may still use it, so no page can be torn).
+//! 5. Sync the data, hot and index files; update the Bloom filter (rebuild it when it outgrew its size).
+//! 6. Write the checkpoint atomically; it retires the log part. The caller then publishes the snapshot
+//!    and deletes the log segment.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::bloom::Filter;
+use crate::checkpoint::Checkpoint;
+use crate::data::{ValueFileKind, ValueWriter, VALUE_FILE_HEADER, VALUE_RECORD_HEADER};
+use crate::error::{Error, Result};
+use crate::hash::KeyHash;
+use crate::io::{self, le};
+use crate::layout::ShardPaths;
+use crate::log::RecordKind;
+use crate::manifest::FORMAT_VERSION;
+use crate::page::{self, entry_len, Loc, PAGE_PAYLOAD, PAGE_SIZE};
+use crate::shard::{LogPart, Shard, Snapshot, REWRITTEN};
+use crate::stats::{Tier, TIERS};
+
+const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
+
+/// What only the flush writes: the value files' append side and the index file.
+#[derive(Debug)]
+pub(crate) struct Flusher {
+    pub data: ValueWriter,
+    pub hot: ValueWriter,
+    pub index_file: File,
+    pub index_path: PathBuf,
+}
+
+impl Flusher {
+    /// Opens a shard's writable files at the positions the checkpoint records.
+    pub fn open(paths: &ShardPaths, shard: u32, ckpt: &Checkpoint) -> Result<Flusher> {
+        let data = ValueWriter::open(paths.data(), ValueFileKind::Data, shard, ckpt.data_end)?;
+        let hot = ValueWriter::open(paths.hot(), ValueFileKind::Hot, shard, ckpt.hot_end)?;
+        let index_path = paths.index(ckpt.index_file);
+        let index_file = open_index(&index_path, shard, ckpt.index_file, ckpt.index_slots)?;
+        Ok(Flusher {
+            data,
+            hot,
+            index_file,
+            index_path,
+        })
+    }
+}
+
+fn index_header(shard: u32, generation: u64) -> [u8; PAGE_SIZE] {
+    let mut h = [0u8; PAGE_SIZE];
+    h[..8].copy_from_slice(INDEX_MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&shard.to_le_bytes());
+    h[16..24].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Creates an index file holding only its header page (slot 0).
+pub(crate) fn create_index(path: &Path, shard: u32, generation: u64) -> Result<File> {
+    let f = io::create_rw(path)?;
+    io::write_all_at(&f, path, &index_header(shard, generation), 0)?;
+    Ok(f)
+}
+
+/// Opens an index file and checks its header and length.
+pub(crate) fn open_index(path: &Path, shard: u32, generation: u64, slots: u32) -> Result<File> {
+    let f = io::open_rw(path)?;
+    let mut h = [0u8; 32];
+    io::read_exact_at(&f, path, &mut h, 0)?;
+    if &h[..8] != INDEX_MAGIC || crc32fast::hash(&h[..28]) != le::u32_at(&h, 28) {
+        return Err(Error::corruption(path, 0, "bad index-file header"));
+    }
+    let version = le::u32_at(&h, 8);
+    if version != FORMAT_VERSION {
+        return Err(Error::FormatVersion {
+            file: path.to_path_buf(),
+            found: version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if le::u32_at(&h, 12) != shard || le::u64_at(&h, 16) != generation {
+        return Err(Error::corruption(
+            path,
+            12,
+            "index file belongs to another shard or generation",
+        ));
+    }
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len < slots as u64 * PAGE_SIZE as u64 {
+        return Err(Error::corruption(
+            path,
+            len,
+            format!(
+                "index file is {len} bytes, the checkpoint needs {} pages",
+                slots
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+/// Builds the published snapshot for a checkpoint: maps the files and loads or takes the filter.
+pub(crate) fn snapshot(
+    fl: &Flusher,
+    mut ckpt: Checkpoint,
+    filter: Filter,
+    verified: Arc<Vec<AtomicU64>>,
+) -> Result<Snapshot> {
+    ckpt.bloom = Vec::new();
+    let index_len = ckpt.index_slots as u64 * PAGE_SIZE as u64;
+    Ok(Snapshot {
+        index_map: io::map_read(&fl.index_file, &fl.index_path, index_len)?,
+        index_path: fl.index_path.clone(),
+        verified,
+        data_map: io::map_read(fl.data.file(), &fl.data.path, ckpt.data_end)?,
+        data_path: fl.data.path.clone(),
+        hot_map: io::map_read(fl.hot.file(), &fl.hot.path, ckpt.hot_end)?,
+        hot_path: fl.hot.path.clone(),
+        filter,
+        ckpt,
+    })
+}
+
+/// A verified-bit set for `slots` slots, all clear.
+pub(crate) fn verified_bits(slots: u32) -> Vec<AtomicU64> {
+    (0..(slots as usize).div_ceil(64))
+        .map(|_| AtomicU64::new(0))
+        .collect()
+}
+
+struct Pending<'a> {
+    hash: u64,
+    bucket: u32,
+    key: &'a [u8],
+    kind: RecordKind,
+    value: &'a [u8],
+    hot: bool,
+    /// Filled in step 3 for puts.
+    loc: Option<Loc>,
+    /// The key was already in the table.
+    existed: bool,
+}
+
+/// Effect of the flush on the table's figures.
+#[derive(Default)]
+struct Delta {
+    keys_added: u64,
+    keys_removed: u64,
+    live_bytes_added: u64,
+    live_bytes_removed: u64,
+    entry_bytes_added: u64,
+    entry_bytes_removed: u64,
+    data_dead: u64,
+    hot_dead: u64,
+}
+
+impl Delta {
+    fn drop_old(&mut self, key: &[u8], loc: &Loc) {
+        let rec = VALUE_RECORD_HEADER + loc.value_len as u64;
+        self.live_bytes_removed += (key.len() + loc.value_len as usize) as u64;
+        self.entry_bytes_removed += entry_len(key.len(), loc) as u64;
+        self.data_dead += rec;
+        if loc.hot_off.is_some() {
+            self.hot_dead += rec;
+        }
+    }
+
+    fn add_new(&mut self, key: &[u8], loc: &Loc) {
+        self.live_bytes_added += (key.len() + loc.value_len as usize) as u64;
+        self.entry_bytes_added += entry_len(key.len(), loc) as u64;
+    }
+}
+
+/// Flushes `part` on top of `snap`; returns the new snapshot (the caller publishes it).
+pub(crate) fn flush_part(
+    shard: &Shard,
+    fl: &mut Flusher,
+    part: &LogPart,
+    snap: &Snapshot,
+) -> Result<Snapshot> {
+    let opts = &shard.opts;
+    let old = &snap.ckpt;
+    let counters = &shard.counters;
+    let generation = old.generation + 1;
+
+    // 1. The part's newest record per key.
+    let mut pending: Vec<Pending<'_>> = part
+        .table
+        .iter()
+        .map(|(_, payload)| {
+            let rec = part.seg.record(payload as u32);
+            let hash = KeyHash::of(rec.key).0;
+            Pending {
+                hash,
+                bucket: 0,
+                key: rec.key,
+                kind: rec.kind,
+                value: rec.value,
+                hot: payload & REWRITTEN != 0,
+                loc: None,
+                existed: false,
+            }
+        })
+        .collect();
+
+    // 2. Growth.
+    let put_bytes: u64 = pending
+        .iter()
+        .filter(|p| p.kind == RecordKind::Put)
+        .map(|p| (page::ENTRY_HEADER + 6 + p.key.len()) as u64)
+        .sum();
+    let mut bits = old.bucket_bits;
+    let room = |bits: u32| PAGE_PAYLOAD as f64 * (1u64 << bits) as f64 * opts.table_max_load;
+    while (old.entry_bytes + put_bytes) as f64 > room(bits) && bits < 32 {
+        bits += 1;
+    }
+    let rebuild = bits != old.bucket_bits;
+    for p in pending.iter_mut() {
+        p.bucket = KeyHash(p.hash).bucket(bits);
+    }
+    pending.sort_unstable_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.key.cmp(b.key)));
+
+    // 3. Values: data file always, hot file for rewritten keys while it has room.
+    let hot_limit = VALUE_FILE_HEADER + opts.hot_capacity_bytes;
+    for p in pending.iter_mut().filter(|p| p.kind == RecordKind::Put) {
+        let data_off = fl.data.append(p.hash, p.value)?;
+        let rec = VALUE_RECORD_HEADER + p.value.len() as u64;
+        let hot_off = if p.hot && fl.hot.end() + rec <= hot_limit {
+            Some(fl.hot.append(p.hash, p.value)?)
+        } else {
+            None
+        };
+        p.loc = Some(Loc {
+            value_len: p.value.len() as u32,
+            data_off,
+            hot_off,
+        });
+    }
+
+    // 4. Pages.
+    let mut delta = Delta::default();
+    let mut out: Vec<(u32, Box<[u8; PAGE_SIZE]>)> = Vec::new();
+    let find_pending = |pending: &[Pending<'_>], bucket: u32, key: &[u8]| {
+        pending
+            .binary_search_by(|p| p.bucket.cmp(&bucket).then_with(|| p.key.cmp(key)))
+            .ok()
+    };
+    let (page_map, free_slots, index_slots, overflow_pages, index_file) = if rebuild {
+        // Every surviving entry, re-bucketed.
+        let mut all: Vec<(u32, &[u8], Loc)> =
+            Vec::with_capacity(old.table_keys as usize + pending.len());
+        for b in 0..old.page_map.len() as u32 {
+            snap.for_each_page(b, |_, page| {
+                for (k, loc) in page::entries(page) {
+                    let nb = KeyHash::of(k).bucket(bits);
+                    match find_pending(&pending, nb, k) {
+                        Some(i) => {
+                            pending[i].existed = true;
+                            delta.drop_old(k, &loc);
+                        }
+                        None => all.push((nb, k, loc)),
+                    }
+                }
+                Ok(true)
+            })?;
+        }
+        for p in &pending {
+            if let Some(loc) = p.loc {
+                all.push((p.bucket, p.key, loc));
+                delta.add_new(p.key, &loc);
+            }
+        }
+        all.sort_unstable_by_key(|e| e.0);
+        let mut page_map = vec![0u32; 1 << bits];
+        let mut next = 1u32;
+        let mut overflow = 0u64;
+        for group in all.chunk_by(|a, b| a.0 == b.0) {
+            let first = out.len();
+            page::encode_bucket(
+                group[0].0,
+                generation,
+                group.iter().map(|e| (e.1, e.2)),
+                || {
+                    next += 1;
+                    next - 1
+                },
+                &mut out,
+            );
+            page_map[group[0].0 as usize] = out[first].0;
+            overflow += (out.len() - first - 1) as u64;
+        }
+        let new_gen = old.index_file + 1;
+        let path = shard.paths.index(new_gen);
+        let file = create_index(&path, shard.id, new_gen)?;
+        shard.counters.table_growths.fetch_add(1, Ordering::Relaxed);
+        (
+            page_map,
+            Vec::new(),
+            next,
+            overflow,
+            Some((file, path, new_gen)),
+        )
+    } else {
+        let mut page_map = old.page_map.clone();
+        let mut free = old.free_slots.clone();
+        let mut freed = Vec::new();
+        let mut slots = old.index_slots;
+        let mut overflow = old.overflow_pages;
+        let mut start = 0usize;
+        while start < pending.len() {
+            let b = pending[start].bucket;
+            let end = start
+                + pending[start..]
+                    .iter()
+                    .take_while(|p| p.bucket == b)
+                    .count();
+            let mut merged: Vec<(&[u8], Loc)> = Vec::new();
+            let mut old_pages = 0u64;
+            snap.for_each_page(b, |slot, page| {
+                freed.push(slot);
+                old_pages += 1;
+                for (k, loc) in page::entries(page) {
+                    match find_pending(&pending[start..end], b, k) {
+                        Some(i) => {
+                            pending[start + i].existed = true;
+                            delta.drop_old(k, &loc);
+                        }
+                        None => merged.push((k, loc)),
+                    }
+                }
+                Ok(true)
+            })?;
+            for p in &pending[start..end] {
+                if let Some(loc) = p.loc {
+                    merged.push((p.key, loc));
+                    delta.add_new(p.key, &loc);
+                }
+            }
+            overflow -= old_pages.saturating_sub(1);
+            if merged.is_empty() {
+                page_map[b as usize] = 0;
+            } else {
+                let first = out.len();
+                page::encode_bucket(
+                    b,
+                    generation,
+                    merged,
+                    || {
+                        free.pop().unwrap_or_else(|| {
+                            slots += 1;
+                            slots - 1
+                        })
+                    },
+                    &mut out,
+                );
+                page_map[b as usize] = out[first].0;
+                overflow += (out.len() - first - 1) as u64;
+            }
+            start = end;
+        }
+        free.extend(freed);
+        (page_map, free, slots, overflow, None)
+    };
+    for p in &pending {
+        match (p.kind, p.existed) {
+            (RecordKind::Put, false) => delta.keys_added += 1,
+            (RecordKind::Delete, true) => delta.keys_removed += 1,
+            _ => {}
+        }
+    }
+
+    // Write the pages, coalescing runs of consecutive slots.
+    let (index_file_ref, index_path_ref) = match &index_file {
+        Some((f, p, _)) => (f, p.as_path()),
+        None => (&fl.index_file, fl.index_path.as_path()),
+    };
+    out.sort_unstable_by_key(|(slot, _)| *slot);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut run_start = 0u32;
+    let mut writes = 0u64;
+    for (i, (slot, page)) in out.iter().enumerate() {
+        if buf.is_empty() {
+            run_start = *slot;
+        }
+        buf.extend_from_slice(&page[..]);
+        let run_ends =
+            out.get(i + 1).is_none_or(|(next, _)| *next != slot + 1) || buf.len() >= 4 << 20;
+        if run_ends {
+            io::write_all_at(
+                index_file_ref,
+                index_path_ref,
+                &buf,
+                run_start as u64 * PAGE_SIZE as u64,
+            )?;
+            writes += 1;
+            buf.clear();
+        }
+    }
+    counters.write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
+    counters
+        .pages_written
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+
+    // 5. Durability of everything the checkpoint will reference.
+    fl.data.sync()?;
+    let (b, w) = fl.data.take_io();
+    counters.write(Tier::Data, w, b);
+    if fl.hot.end() > old.hot_end {
+        fl.hot.sync()?;
+        let (b, w) = fl.hot.take_io();
+        counters.write(Tier::Hot, w, b);
+    }
+    io::sync_data(index_file_ref, index_path_ref)?;
+
+    if let Some((file, path, _)) = index_file
+        .as_ref()
+        .map(|(f, p, g)| (f.try_clone(), p.clone(), *g))
+    {
+        fl.index_file = file.map_err(|e| Error::io(&path, e))?;
+        fl.index_path = path;
+    }
+
+    let table_keys = old.table_keys + delta.keys_added - delta.keys_removed;
+    let mut ckpt = Checkpoint {
+        generation,
+        index_file: index_file.as_ref().map_or(old.index_file, |f| f.2),
+        index_slots,
+        bucket_bits: bits,
+        data_end: fl.data.end(),
+        hot_end: fl.hot.end(),
+        log_flushed_seq: part.seg.seq,
+        table_keys,
+        table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
+        entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,
+        overflow_pages,
+        data_dead_bytes: old.data_dead_bytes + delta.data_dead,
+        hot_dead_bytes: old.hot_dead_bytes + delta.hot_dead,
+        bloom_capacity: 0,
+        bloom_inserted: 0,
+        bloom_removed: 0,
+        written_total: [0; TIERS],
+        page_map,
+        free_slots,
+        bloom: Vec::new(),
+    };
+
+    // Verified bits: pages this flush wrote are known good; others keep their state.
+    let verified = verified_bits(index_slots);
+    if !rebuild {
+        for (i, w) in snap.verified.iter().enumerate() {
+            verified[i].store(w.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+    for (slot, _) in &out {
+        verified[*slot as usize / 64].fetch_or(1 << (slot % 64), Ordering::Relaxed);
+    }
+
+    // Bloom filter: add the new keys, or rebuild when the table outgrew it.
+    let rebuild_filter = rebuild || table_keys > snap.filter.capacity;
+    let mut filter = if rebuild_filter {
+        Filter::new(table_keys.saturating_mul(2), opts.bloom_fpr)
+    } else {
+        let mut f = snap.filter.clone();
+        for p in pending
+            .iter()
+            .filter(|p| p.kind == RecordKind::Put && !p.existed)
+        {
+            f.insert(p.hash);
+        }
+        f.removed += delta.keys_removed;
+        f
+    };
+    let mut new_snap = snapshot(fl, ckpt.clone(), filter.clone(), Arc::new(verified))?;
+    if rebuild_filter {
+        for b in 0..new_snap.ckpt.page_map.len() as u32 {
+            new_snap.for_each_page(b, |_, page| {
+                for (k, _) in page::entries(page) {
+                    filter.insert(KeyHash::of(k).0);
+                }
+                Ok(true)
+            })?;
+        }
+    }
+
+    // 6. The checkpoint retires the log part.
+    ckpt.bloom_capacity = filter.capacity;
+    ckpt.bloom_inserted = filter.inserted;
+    ckpt.bloom_removed = filter.removed;
+    ckpt.bloom = filter.to_bytes();
+    counters.flushes.fetch_add(1, Ordering::Relaxed);
+    store_checkpoint(shard, &mut ckpt)?;
+    new_snap.filter = filter;
+    new_snap.ckpt.bloom_capacity = ckpt.bloom_capacity;
+    new_snap.ckpt.bloom_inserted = ckpt.bloom_inserted;
+    new_snap.ckpt.bloom_removed = ckpt.bloom_removed;
+    new_snap.ckpt.written_total = ckpt.written_total;
+    Ok(new_snap)
+}
+
+/// Stamps the cumulative written bytes into `ckpt` and stores it atomically. The persisted totals
+/// include every write before this checkpoint; the checkpoint's own bytes are counted after it.
+pub(crate) fn store_checkpoint(shard: &Shard, ckpt: &mut Checkpoint) -> Result<()> {
+    for tier in 0..TIERS {
+        ckpt.written_total[tier] = shard.counters.written_before[tier].load(Ordering::Relaxed)
+            + shard.counters.tiers[tier]
+                .write_bytes
+                .load(Ordering::Relaxed);
+    }
+    let bytes = ckpt.store(&shard.paths.checkpoint(), shard.id)?;
+    shard.counters.write(Tier::Meta, 1, bytes);
+    Ok(())
+}
