@@ -10,6 +10,7 @@ mod escape;
 mod input;
 mod output;
 mod progress;
+mod writer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

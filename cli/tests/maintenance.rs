@@ -98,3 +98,45 @@ fn simulate_entry_point_exists() {
     let r = s.run(&["simulate", "--help"]).expect(0);
     assert!(r.stdout_text().contains("simulate"));
 }
+
+fn files_named(dir: &std::path::Path, name: &str, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_named(&p, name, out);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn check_names_a_corrupt_record_and_exits_1() {
+    let s = loaded();
+    let mut data = Vec::new();
+    files_named(&s.path(), "data.tkv", &mut data);
+    let victim = data
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a data file");
+    let mut bytes = std::fs::read(victim).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(victim, &bytes).unwrap();
+    let r = s.run(&["check"]).expect(1);
+    let victim_name = victim.display().to_string();
+    assert!(
+        r.stderr_text()
+            .lines()
+            .any(|l| l.starts_with(&format!("{victim_name}:"))),
+        "{}",
+        r.stderr_text()
+    );
+    let j = s.run(&["--json", "check"]).expect(1).json();
+    let problems = j["problems"].as_array().unwrap();
+    assert!(!problems.is_empty());
+    assert_eq!(problems[0]["file"], victim_name.as_str());
+    assert!(problems[0]["offset"].as_u64().unwrap() <= mid as u64);
+}

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use super::{input_name, open_input};
 use crate::config::Global;
-use crate::engine::{Db, WriteBatch};
+use crate::engine::Db;
 use crate::input::{self, Bad, Format, Item, ParseOptions};
 use crate::output::{bytes, print_json, rate};
 use crate::progress::{LoadProgress, Mode};
+use crate::writer::BatchWriter;
 
 /// Bad records listed one by one in `--on-error skip` mode; the rest are counted.
 const LISTED_ERRORS: usize = 20;
@@ -80,6 +81,9 @@ pub struct LoadArgs {
     /// Report progress on stderr even when it is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Writer threads (0 = one per core, up to 4 and the shard count).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64), hide = true)]
+    pub writers: u32,
     /// Parse and validate only: report bad records without opening or writing the store.
     #[arg(long)]
     pub dry_run: bool,
@@ -121,55 +125,6 @@ struct Summary {
     errors_not_listed: u64,
 }
 
-struct Loader<'a> {
-    /// `None` for `--dry-run`.
-    db: Option<&'a Db>,
-    batch: WriteBatch,
-    batch_size: usize,
-    sync_every: Option<u64>,
-    since_sync: u64,
-    s: Summary,
-}
-
-impl Loader<'_> {
-    fn add(&mut self, item: Item) -> anyhow::Result<()> {
-        match item {
-            Item::Put(k, v) => {
-                self.batch.put(k, v);
-                self.s.put += 1;
-            }
-            Item::Delete(k) => {
-                self.batch.delete(k);
-                self.s.deleted += 1;
-            }
-        }
-        self.since_sync += 1;
-        if self.batch.len() >= self.batch_size {
-            self.commit()?;
-        }
-        if self.sync_every.is_some_and(|n| self.since_sync >= n) {
-            self.commit()?;
-            if let Some(db) = self.db {
-                db.sync().context("cannot sync the store")?;
-            }
-            self.since_sync = 0;
-        }
-        Ok(())
-    }
-
-    fn commit(&mut self) -> anyhow::Result<()> {
-        if !self.batch.is_empty() {
-            if let Some(db) = self.db {
-                db.write_batch(&self.batch)
-                    .context("cannot write a batch to the store")?;
-            }
-            self.s.committed += self.batch.len() as u64;
-            self.batch.clear();
-        }
-        Ok(())
-    }
-}
-
 /// Runs `kvtool load`.
 pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
     let paths = if a.files.is_empty() {
@@ -204,76 +159,44 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
     };
 
     let db = if a.dry_run { None } else { Some(g.open(true)?) };
-    let start = Instant::now();
-    let mut progress = LoadProgress::new(Mode::choose(g.quiet, a.progress), total);
-    let mut l = Loader {
-        db: db.as_ref(),
-        batch: WriteBatch::with_capacity(a.batch_size as usize),
-        batch_size: a.batch_size as usize,
-        sync_every: a.sync_every,
-        since_sync: 0,
-        s: Summary::default(),
-    };
-    let mut index = 0u64; // records seen, good and bad, across inputs
-    let mut done_bytes = 0u64;
-    let mut abort_at: Option<(String, u64)> = None;
-
-    'inputs: for (path, format) in &plan {
-        let name = input_name(path);
-        let reader = open_input(path)?;
-        let mut src = input::open(*format, reader, &popts)?;
-        let mut last_batches = 0u64;
-        loop {
-            let rec = src
-                .next_record()
-                .with_context(|| format!("cannot read {name}"))?;
-            match rec {
-                None => break,
-                Some(Ok(item)) => {
-                    index += 1;
-                    if index <= a.skip_records {
-                        l.s.skipped_by_request += 1;
-                        continue;
-                    }
-                    l.add(item)?;
-                    let batches = l.s.committed;
-                    if batches != last_batches {
-                        last_batches = batches;
-                        progress.update(done_bytes + src.bytes_read(), l.s.put + l.s.deleted);
-                    }
-                }
-                Some(Err(bad)) => {
-                    if !bad.fatal {
-                        index += 1;
-                        if index <= a.skip_records {
-                            l.s.skipped_by_request += 1;
-                            continue;
-                        }
-                    }
-                    let line = bad.display(&name);
-                    if a.on_error == OnError::Abort || bad.fatal {
-                        eprintln!("{line}");
-                        l.s.errors.push(line);
-                        abort_at = Some((name.clone(), index - u64::from(!bad.fatal)));
-                        done_bytes += src.bytes_read();
-                        break 'inputs;
-                    }
-                    report_skipped(&mut l.s, &bad, &name, g.quiet);
-                }
-            }
-        }
-        done_bytes += src.bytes_read();
+    if a.writers > 1 && !a.writers.is_power_of_two() {
+        anyhow::bail!("--writers must be a power of two, got {}", a.writers);
     }
-
-    l.commit()?;
-    progress.finish();
-    let mut s = l.s;
-    s.dry_run = a.dry_run;
+    let threads = match (a.writers, &db) {
+        (_, None) => 1,
+        (0, Some(db)) => auto_writers(db),
+        (n, Some(_)) => n as usize,
+    };
+    let start = Instant::now();
+    let mut feed = Feed {
+        a,
+        quiet: g.quiet,
+        progress: LoadProgress::new(Mode::choose(g.quiet, a.progress), total),
+        s: Summary::default(),
+        done_bytes: 0,
+        abort_at: None,
+    };
+    let written = std::thread::scope(|scope| {
+        let mut w = BatchWriter::new(scope, db.as_ref(), threads, a.batch_size as usize);
+        let fed = feed.run(&plan, &popts, &mut w);
+        w.finish(fed)
+    });
+    feed.progress.finish();
+    if let Some(db) = &db {
+        // Even when the load failed, make durable what was written.
+        let synced = db.sync().context("cannot sync the store");
+        written?;
+        synced?;
+    } else {
+        written?;
+    }
     if let Some(db) = db {
-        db.sync().context("cannot sync the store")?;
         db.close().context("cannot close the store")?;
     }
-
+    let mut s = feed.s;
+    s.dry_run = a.dry_run;
+    let done_bytes = feed.done_bytes;
+    let abort_at = feed.abort_at;
     s.bytes = done_bytes;
     s.seconds = start.elapsed().as_secs_f64();
     s.records_per_second = rate(s.committed, s.seconds);
@@ -281,9 +204,9 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
     if s.errors_not_listed > 0 && !g.quiet {
         eprintln!("... and {} more bad records", s.errors_not_listed);
     }
-    if let Some((_, resume)) = &abort_at {
+    if let Some(resume) = abort_at {
         s.aborted = true;
-        s.resume_skip_records = Some(*resume);
+        s.resume_skip_records = Some(resume);
     }
     if g.json {
         print_json(&s)?;
@@ -295,6 +218,98 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
     } else {
         crate::EXIT_OK
     })
+}
+
+/// Writer threads: one per core (a power of two, at most 4), no more than the store has shards.
+fn auto_writers(db: &Db) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    let shards = db.stats().shards.max(1) as usize;
+    let n = cores.min(shards);
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// The reading side of a load: inputs in order, records counted, bad ones handled by policy.
+struct Feed<'a> {
+    a: &'a LoadArgs,
+    quiet: bool,
+    progress: LoadProgress,
+    s: Summary,
+    done_bytes: u64,
+    /// The `--skip-records` value that resumes after the bad record that stopped the load.
+    abort_at: Option<u64>,
+}
+
+impl Feed<'_> {
+    fn run(
+        &mut self,
+        plan: &[(PathBuf, Format)],
+        popts: &ParseOptions,
+        w: &mut BatchWriter<'_, '_>,
+    ) -> anyhow::Result<()> {
+        let a = self.a;
+        let mut index = 0u64; // records seen, good and bad, across inputs
+        let mut since_sync = 0u64;
+        for (path, format) in plan {
+            let name = input_name(path);
+            let mut src = input::open(*format, open_input(path)?, popts)?;
+            loop {
+                let rec = src
+                    .next_record()
+                    .with_context(|| format!("cannot read {name}"))?;
+                match rec {
+                    None => break,
+                    Some(Ok(item)) => {
+                        index += 1;
+                        if index <= a.skip_records {
+                            self.s.skipped_by_request += 1;
+                            continue;
+                        }
+                        match item {
+                            Item::Put(..) => self.s.put += 1,
+                            Item::Delete(..) => self.s.deleted += 1,
+                        }
+                        if w.add(item)? {
+                            self.s.committed = w.handed_over;
+                            self.progress
+                                .update(self.done_bytes + src.bytes_read(), w.handed_over);
+                        }
+                        since_sync += 1;
+                        if a.sync_every.is_some_and(|n| since_sync >= n) {
+                            since_sync = 0;
+                            w.barrier()?;
+                            if let Some(db) = w.db() {
+                                db.sync().context("cannot sync the store")?;
+                            }
+                        }
+                    }
+                    Some(Err(bad)) => {
+                        if !bad.fatal {
+                            index += 1;
+                            if index <= a.skip_records {
+                                self.s.skipped_by_request += 1;
+                                continue;
+                            }
+                        }
+                        let line = bad.display(&name);
+                        if a.on_error == OnError::Abort || bad.fatal {
+                            eprintln!("{line}");
+                            self.s.errors.push(line);
+                            self.abort_at = Some(index - u64::from(!bad.fatal));
+                            self.done_bytes += src.bytes_read();
+                            self.s.committed = self.s.put + self.s.deleted;
+                            return Ok(());
+                        }
+                        report_skipped(&mut self.s, &bad, &name, self.quiet);
+                    }
+                }
+            }
+            self.done_bytes += src.bytes_read();
+        }
+        self.s.committed = self.s.put + self.s.deleted;
+        Ok(())
+    }
 }
 
 fn report_skipped(s: &mut Summary, bad: &Bad, name: &str, quiet: bool) {
