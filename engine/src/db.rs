@@ -423,7 +423,7 @@ impl Db {
             for b in 0..snap.ckpt.page_map.len() as u32 {
                 let mut go_on = true;
                 snap.for_each_page(b, |_, p| {
-                    for (k, loc) in page::entries(p) {
+                    for (k, loc, _) in page::entries(p) {
                         if log_view.contains_key(k) {
                             continue;
                         }
@@ -848,7 +848,7 @@ fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
                 report.problems.push(problem(reason));
                 break;
             }
-            for (k, loc) in page::entries(p) {
+            for (k, loc, _) in page::entries(p) {
                 let hash = KeyHash::of(k).0;
                 let mut check = |map: &Option<memmap2::Mmap>, path: &Path, off: u64| {
                     report.values_checked += 1;
