@@ -953,6 +953,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         bloom_negatives: cnt.bloom_negatives.load(Ordering::Relaxed),
         bloom_false_positives: cnt.bloom_false_positives.load(Ordering::Relaxed),
         table_growths: cnt.table_growths.load(Ordering::Relaxed),
+        bloom_rebuilds: cnt.bloom_rebuilds.load(Ordering::Relaxed),
         log_probe_mean: probe.mean_probe,
         log_probe_max: probe.max_probe as u64,
     }

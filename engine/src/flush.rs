@@ -32,6 +32,8 @@ use crate::shard::{LogPart, Shard, Snapshot, REWRITTEN};
 use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
+/// A Bloom filter whose estimated false-positive rate passes `bloom_fpr × FPR_SLACK` is rebuilt.
+pub(crate) const FPR_SLACK: f64 = 1.2;
 
 /// What only the flush writes: the value files' append side and the index file.
 #[derive(Debug)]
@@ -473,11 +475,10 @@ pub(crate) fn flush_part(
     }
 
     // Bloom filter: add the new keys, or rebuild when the table outgrew it.
-    let rebuild_filter = rebuild || table_keys > snap.filter.capacity;
-    let mut filter = if rebuild_filter {
-        // 1.5× headroom: DRAM stays ≤ 1.5 × 1.2 bytes per key at a 1 % target between rebuilds.
-        Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr)
-    } else {
+    // Add the new keys to a copy of the filter, unless the table outgrew it or deletes left so many
+    // stale bits that its estimated false-positive rate passed the target by `FPR_SLACK`: then rebuild
+    // it from the table's keys, sized 1.5× (DRAM ≤ 1.5 × 1.2 bytes per key at 1 % between rebuilds).
+    let grown_filter = (!rebuild && table_keys <= snap.filter.capacity).then(|| {
         let mut f = snap.filter.clone();
         for p in pending
             .iter()
@@ -487,7 +488,14 @@ pub(crate) fn flush_part(
         }
         f.removed += delta.keys_removed;
         f
-    };
+    });
+    let grown_filter = grown_filter.filter(|f| f.estimated_fpr() <= opts.bloom_fpr * FPR_SLACK);
+    let rebuild_filter = grown_filter.is_none();
+    let mut filter = grown_filter
+        .unwrap_or_else(|| Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr));
+    if rebuild_filter {
+        counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
     let mut new_snap = snapshot(fl, ckpt.clone(), filter.clone(), Arc::new(verified))?;
     if rebuild_filter {
         for b in 0..new_snap.ckpt.page_map.len() as u32 {
