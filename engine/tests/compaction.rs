@@ -38,7 +38,7 @@ fn compaction_reclaims_space_and_keeps_every_key() {
     let db = Arc::new(Db::open(dir.path(), opts.clone()).unwrap());
     let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut batch = WriteBatch::new();
-    let mut apply = |batch: &mut WriteBatch, db: &Db| {
+    let apply = |batch: &mut WriteBatch, db: &Db| {
         db.write_batch(batch).unwrap();
         batch.clear();
     };
