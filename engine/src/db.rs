@@ -80,6 +80,7 @@ pub struct CheckReport {
 
 enum Msg {
     Flush(u32),
+    RebuildHotSet(u32),
     Stop,
 }
 
@@ -392,7 +393,25 @@ impl Db {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         check_key(key)?;
         let h = KeyHash::of(key);
-        self.shard_of(h).get(key, h.0)
+        let shard = self.shard_of(h);
+        let (value, rebuild_hot) = shard.get(key, h.0)?;
+        if rebuild_hot {
+            if let Some(tx) = &*self.inner.flusher_tx.lock() {
+                let _ = tx.send(Msg::RebuildHotSet(shard.id));
+            }
+        }
+        Ok(value)
+    }
+
+    /// Rebuilds every shard's hot set now from its access counters (the background thread does it
+    /// by itself when many gets reach the data file). Returns the hot copies written.
+    pub fn rebuild_hot_sets(&self) -> Result<u64> {
+        self.check_writable()?;
+        let mut copies = 0;
+        for shard in &self.inner.shards {
+            copies += self.poison(crate::hot::rebuild_hot_set(shard))?;
+        }
+        Ok(copies)
     }
 
     /// The values of many keys, in order.
@@ -608,6 +627,14 @@ fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Stop => return,
+            Msg::RebuildHotSet(id) => {
+                if inner.poisoned.load(Ordering::Acquire) {
+                    continue;
+                }
+                if let Err(e) = crate::hot::rebuild_hot_set(&inner.shards[id as usize]) {
+                    inner.poison(&e);
+                }
+            }
             Msg::Flush(id) => {
                 if inner.poisoned.load(Ordering::Acquire) {
                     continue;
@@ -700,6 +727,10 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recoverin
             }
         } else if let Some(g) = ShardPaths::index_generation(name) {
             if g != snap.ckpt.index_file {
+                io::remove_if_exists(&entry.path())?;
+            }
+        } else if let Some(g) = ShardPaths::hot_generation(name) {
+            if g != snap.ckpt.hot_file {
                 io::remove_if_exists(&entry.path())?;
             }
         } else if name.ends_with(".tmp") {
@@ -862,6 +893,7 @@ fn finish_recovery(
             dir_dirty: AtomicBool::new(false),
             opts: opts.clone(),
             seq: counter.clone(),
+            heat: crate::hot::Heat::new(opts.hot_capacity_bytes),
         });
     }
     // Everything numbered below `next_seq` that survived is durable now (synced above).
@@ -953,7 +985,8 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         log_bytes += p.seg.len() as u64;
         table_dram += p.table.dram_bytes() as u64;
     }
-    table_dram += c.page_map.len() as u64 * 4 + snap.verified.len() as u64 * 8;
+    table_dram +=
+        c.page_map.len() as u64 * 4 + snap.verified.len() as u64 * 8 + shard.heat.dram_bytes();
     // Live keys: table keys, plus log puts of keys the table lacks, minus log deletes of keys it has.
     let mut live = c.table_keys as i64;
     let mut log_live_bytes = 0u64;
@@ -1002,6 +1035,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         bloom_estimated_fpr: snap.filter.estimated_fpr(),
         bloom_dram_bytes: snap.filter.dram_bytes(),
         table_dram_bytes: table_dram,
+        heat_dram_bytes: shard.heat.dram_bytes(),
         generation: c.generation,
         tiers: TiersStats::from_counters(cnt),
         gets: cnt.gets_snapshot(),
@@ -1013,6 +1047,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         bloom_false_positives: cnt.bloom_false_positives.load(Ordering::Relaxed),
         table_growths: cnt.table_growths.load(Ordering::Relaxed),
         bloom_rebuilds: cnt.bloom_rebuilds.load(Ordering::Relaxed),
+        hot_rebuilds: cnt.hot_rebuilds.load(Ordering::Relaxed),
         log_probe_mean: probe.mean_probe,
         log_probe_max: probe.max_probe as u64,
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::bloom::Filter;
 use crate::checkpoint::Checkpoint;
-use crate::data::{ValueFileKind, ValueWriter, VALUE_FILE_HEADER, VALUE_RECORD_HEADER};
+use crate::data::{ValueFileKind, ValueWriter, VALUE_RECORD_HEADER};
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
 use crate::io::{self, le};
@@ -53,7 +53,12 @@ impl Flusher {
             shard,
             ckpt.data_end,
         )?;
-        let hot = ValueWriter::open(paths.hot(), ValueFileKind::Hot, shard, ckpt.hot_end)?;
+        let hot = ValueWriter::open(
+            paths.hot(ckpt.hot_file),
+            ValueFileKind::Hot,
+            shard,
+            ckpt.hot_end,
+        )?;
         let index_path = paths.index(ckpt.index_file);
         let index_file = open_index(&index_path, shard, ckpt.index_file, ckpt.index_slots)?;
         Ok(Flusher {
@@ -249,15 +254,14 @@ pub(crate) fn flush_part(
     pending.sort_unstable_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.key.cmp(b.key)));
 
     // 3. Values: data file always, hot file for rewritten keys while it has room.
-    let hot_limit = VALUE_FILE_HEADER + opts.hot_capacity_bytes;
     for p in pending.iter_mut().filter(|p| p.kind == RecordKind::Put) {
         let data_off = fl.data.append(p.hash, p.value)?;
-        let rec = VALUE_RECORD_HEADER + p.value.len() as u64;
-        let hot_off = if p.hot && fl.hot.end() + rec <= hot_limit {
-            Some(fl.hot.append(p.hash, p.value)?)
-        } else {
-            None
-        };
+        let hot_off =
+            if crate::hot::admit_on_flush(shard, p.hash, p.hot, fl.hot.end(), p.value.len()) {
+                Some(fl.hot.append(p.hash, p.value)?)
+            } else {
+                None
+            };
         p.loc = Some(Loc {
             value_len: p.value.len() as u32,
             data_off,
@@ -420,6 +424,7 @@ pub(crate) fn flush_part(
         log_flushed_seq: part.seg.seq,
         max_seq,
         data_file: old.data_file,
+        hot_file: old.hot_file,
         table_keys,
         table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
         entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,

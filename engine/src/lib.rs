@@ -30,6 +30,7 @@ mod db;
 mod error;
 mod flush;
 pub mod hash;
+mod hot;
 mod io;
 mod layout;
 mod log;
