@@ -195,7 +195,10 @@ pub(crate) fn compact_shard(
         .pages_written
         .fetch_add(out.len() as u64, Ordering::Relaxed);
 
-    let mut filter = Filter::new(old.table_keys + old.table_keys / 2, opts.bloom_fpr);
+    let mut filter = Filter::new(
+        (old.table_keys as f64 * flush::BLOOM_HEADROOM) as u64,
+        opts.bloom_fpr,
+    );
     for h in &hashes {
         filter.insert(*h);
     }

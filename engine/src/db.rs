@@ -207,6 +207,11 @@ impl Db {
         &self.inner.path
     }
 
+    /// The number of shards.
+    pub fn shards(&self) -> u32 {
+        self.inner.shards.len() as u32
+    }
+
     /// The options in force (with the stored layout filled in).
     pub fn options(&self) -> &Options {
         &self.inner.opts
@@ -428,10 +433,10 @@ impl Db {
     /// Moves every log into the global tables now (and makes it durable).
     pub fn flush(&self) -> Result<()> {
         self.check_writable()?;
-        for shard in &self.inner.shards {
-            self.poison(shard.flush_all(&|| self.inner.sync_all()))?;
-        }
-        Ok(())
+        let r = self
+            .inner
+            .each_shard_parallel(|shard| shard.flush_all(&|| self.inner.sync_all()));
+        self.poison(r)
     }
 
     /// Visits every live key once with its value, shard by shard (no order within a shard). Return
@@ -578,19 +583,20 @@ impl Db {
             let _ = h.join();
         }
         self.check_writable()?;
-        for shard in &self.inner.shards {
-            self.poison(shard.flush_all(&|| self.inner.sync_all()))?;
+        let r = self.inner.each_shard_parallel(|shard| {
+            shard.flush_all(&|| self.inner.sync_all())?;
             let st = shard.state.read();
             let mut ckpt = st.snap.ckpt.clone();
             ckpt.bloom = st.snap.filter.to_bytes();
             drop(st);
-            self.poison(flush::store_checkpoint(shard, &mut ckpt))?;
+            flush::store_checkpoint(shard, &mut ckpt)?;
             let st = shard.state.read();
             if st.active.seg.is_empty() {
                 io::remove_if_exists(st.active.seg.path())?;
             }
-        }
-        Ok(())
+            Ok(())
+        });
+        self.poison(r)
     }
 }
 
@@ -601,6 +607,33 @@ impl Drop for Db {
 }
 
 impl Inner {
+    /// Runs `f` on every shard, spread over one thread per core (shards share nothing, so their
+    /// flushes run in parallel). Returns the first error.
+    fn each_shard_parallel(&self, f: impl Fn(&Shard) -> Result<()> + Sync) -> Result<()> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(self.shards.len());
+        if threads <= 1 {
+            return self.shards.iter().try_for_each(&f);
+        }
+        let f = &f;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || self.shards.iter().skip(t).step_by(threads).try_for_each(f))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(Error::Poisoned("a flush thread panicked".into())))
+                })
+                .collect::<Result<Vec<()>>>()
+                .map(|_| ())
+        })
+    }
+
     /// Syncs every shard's log, then records the global sync point: every record numbered below it
     /// is durable in every shard.
     fn sync_all(&self) -> Result<()> {

@@ -33,7 +33,9 @@ use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
 /// A Bloom filter whose estimated false-positive rate passes `bloom_fpr × FPR_SLACK` is rebuilt.
-pub(crate) const FPR_SLACK: f64 = 1.2;
+pub const FPR_SLACK: f64 = 1.2;
+/// A rebuilt Bloom filter is sized for this many times the table's keys.
+pub const BLOOM_HEADROOM: f64 = 1.5;
 
 /// What only the flush writes: the value files' append side and the index file.
 #[derive(Debug)]
@@ -468,8 +470,9 @@ pub(crate) fn flush_part(
     });
     let grown_filter = grown_filter.filter(|f| f.estimated_fpr() <= opts.bloom_fpr * FPR_SLACK);
     let rebuild_filter = grown_filter.is_none();
-    let mut filter = grown_filter
-        .unwrap_or_else(|| Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr));
+    let mut filter = grown_filter.unwrap_or_else(|| {
+        Filter::new((table_keys as f64 * BLOOM_HEADROOM) as u64, opts.bloom_fpr)
+    });
     if rebuild_filter {
         counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
     }
