@@ -578,3 +578,67 @@ pub(crate) fn buckets_for(entry_bytes: u64, load: f64) -> u32 {
     ((entry_bytes as f64 / (PAGE_PAYLOAD as f64 * load)).ceil() as u64).clamp(1, u32::MAX as u64)
         as u32
 }
+
+/// A table written in full into a new index file (the next generation) and synced.
+pub(crate) struct RebuiltTable {
+    pub file: File,
+    pub path: PathBuf,
+    pub generation: u64,
+    pub page_map: Vec<u32>,
+    pub slots: u32,
+    pub overflow: u64,
+}
+
+/// Writes `all` (sorted by bucket) as a fresh table of `buckets` buckets into the index file after
+/// `old_index_file`, syncs it, and counts the writes.
+pub(crate) fn write_rebuilt_table(
+    shard: &Shard,
+    all: &[(u32, &[u8], Loc, u8)],
+    buckets: u32,
+    generation: u64,
+    old_index_file: u64,
+) -> Result<RebuiltTable> {
+    let mut out = Vec::new();
+    let (page_map, slots, overflow) = encode_table(all, buckets, generation, &mut out);
+    let index_gen = old_index_file + 1;
+    let path = shard.paths.index(index_gen);
+    let file = create_index(&path, shard.id, index_gen)?;
+    let writes = write_pages(&file, &path, &mut out)?;
+    io::sync_data(&file, &path)?;
+    shard
+        .counters
+        .write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
+    shard
+        .counters
+        .pages_written
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    Ok(RebuiltTable {
+        file,
+        path,
+        generation: index_gen,
+        page_map,
+        slots,
+        overflow,
+    })
+}
+
+/// Makes a rebuilt table live once the checkpoint naming it is stored: the flusher writes to the new
+/// index file, readers get the new snapshot, the old index file is deleted. The caller swaps any new
+/// value file into `fl` first and deletes the old one after.
+pub(crate) fn install_rebuilt(
+    shard: &Shard,
+    fl: &mut Flusher,
+    ckpt: Checkpoint,
+    filter: Filter,
+    table: RebuiltTable,
+) -> Result<()> {
+    let old_index = std::mem::replace(&mut fl.index_path, table.path);
+    fl.index_file = table.file;
+    let verified = verified_bits(ckpt.index_slots);
+    for w in verified.iter() {
+        w.store(u64::MAX, Ordering::Relaxed);
+    }
+    let snap = snapshot(fl, ckpt, filter, Arc::new(verified))?;
+    shard.state.write().snap = Arc::new(snap);
+    io::remove_if_exists(&old_index)
+}

@@ -15,15 +15,14 @@
 //! checkpoint that names them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{ValueFileKind, ValueWriter, VALUE_FILE_HEADER, VALUE_RECORD_HEADER};
 use crate::error::Result;
-use crate::flush::{self, encode_table, write_pages};
+use crate::flush;
 use crate::hash::KeyHash;
 use crate::io;
-use crate::page::{self, Loc, PAGE_SIZE};
+use crate::page::{self, Loc};
 use crate::shard::Shard;
 use crate::stats::Tier;
 
@@ -185,53 +184,33 @@ pub(crate) fn rebuild_hot_set(shard: &Shard) -> Result<u64> {
 
     // The table, same buckets, new hot offsets (entries with and without them differ in size).
     let generation = old.generation + 1;
-    let mut out = Vec::new();
-    let (page_map, index_slots, overflow_pages) =
-        encode_table(&all, old.buckets, generation, &mut out);
     let entry_bytes = all
         .iter()
         .map(|e| page::entry_len(e.1.len(), &e.2) as u64)
         .sum();
-    let index_gen = old.index_file + 1;
-    let index_path = shard.paths.index(index_gen);
-    let index_file = flush::create_index(&index_path, shard.id, index_gen)?;
-    let writes = write_pages(&index_file, &index_path, &mut out)?;
-    io::sync_data(&index_file, &index_path)?;
-    shard
-        .counters
-        .write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
-    shard
-        .counters
-        .pages_written
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
-
+    let mut table =
+        flush::write_rebuilt_table(shard, &all, old.buckets, generation, old.index_file)?;
     let mut ckpt = Checkpoint {
         generation,
-        index_file: index_gen,
-        index_slots,
+        index_file: table.generation,
+        index_slots: table.slots,
         hot_file: hot_gen,
         hot_end: hot.end(),
         hot_dead_bytes: 0,
         entry_bytes,
-        overflow_pages,
-        page_map,
+        overflow_pages: table.overflow,
+        page_map: std::mem::take(&mut table.page_map),
         free_slots: Vec::new(),
         bloom: snap.filter.to_bytes(),
         ..old.clone()
     };
     flush::store_checkpoint(shard, &mut ckpt)?;
     let old_hot = std::mem::replace(&mut fl.hot, hot);
-    let old_index_path = std::mem::replace(&mut fl.index_path, index_path);
-    fl.index_file = index_file;
-    let verified = flush::verified_bits(index_slots);
-    for w in verified.iter() {
-        w.store(u64::MAX, Ordering::Relaxed);
-    }
-    let new_snap = flush::snapshot(&fl, ckpt, snap.filter.clone(), Arc::new(verified))?;
-    shard.state.write().snap = Arc::new(new_snap);
+    let filter = snap.filter.clone();
+    drop(all);
     drop(snap);
+    flush::install_rebuilt(shard, &mut fl, ckpt, filter, table)?;
     io::remove_if_exists(&old_hot.path)?;
-    io::remove_if_exists(&old_index_path)?;
     shard.heat.rebuilt();
     shard.counters.hot_rebuilds.fetch_add(1, Ordering::Relaxed);
     Ok(copies)
