@@ -86,6 +86,7 @@ enum Msg {
 
 struct Inner {
     path: PathBuf,
+    manifest: Manifest,
     opts: Arc<Options>,
     shard_bits: u32,
     shards: Vec<Shard>,
@@ -160,6 +161,9 @@ impl Db {
         let opts = Arc::new(opts);
         let ssd_root = manifest.ssd_root(&path);
         let hdd_root = manifest.hdd_root(&path);
+        // An unfinished rebalance's new layout, or the layout a finished one replaced.
+        crate::rebalance::remove_other_layouts(&ssd_root, manifest.layout)?;
+        crate::rebalance::remove_other_layouts(&hdd_root, manifest.layout)?;
         let mut recovering = Vec::with_capacity(manifest.shards as usize);
         for id in 0..manifest.shards {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, id);
@@ -168,6 +172,7 @@ impl Db {
         let mut sync_point = SyncPoint::open(&path)?;
         let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts)?;
         let inner = Arc::new(Inner {
+            manifest: manifest.clone(),
             path,
             opts: opts.clone(),
             shard_bits,
@@ -557,6 +562,40 @@ impl Db {
         report.space_amplification_after = self.stats().space_amplification;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// Rebuilds every shard into `new_shards` shards (a power of two) — the seed note's "full
+    /// rebuild" — and returns the reopened store. The old layout stays the store of record until the
+    /// new one is complete and the manifest is switched atomically; a crash before that leaves the old
+    /// store, after it the new one, never a mix. The handle is consumed: the store is flushed first and
+    /// nothing can read or write it through this handle meanwhile.
+    pub fn rebalance(
+        mut self,
+        new_shards: u32,
+        progress: &dyn Progress,
+    ) -> Result<(Db, crate::RebalanceReport)> {
+        let opts = Options {
+            shards: new_shards,
+            ..(*self.inner.opts).clone()
+        };
+        opts.validate()?;
+        let before = self.stats().shard_key_max_deviation;
+        self.shutdown()?;
+        let inner = &self.inner;
+        let mut report = crate::rebalance::rebuild(
+            &inner.path,
+            &inner.manifest,
+            &inner.shards,
+            new_shards,
+            &opts,
+            progress,
+        )?;
+        let path = inner.path.clone();
+        drop(self);
+        let db = Db::open(&path, opts)?;
+        report.max_deviation_before = before;
+        report.max_deviation_after = db.stats().shard_key_max_deviation;
+        Ok((db, report))
     }
 
     /// A snapshot of every counter.
