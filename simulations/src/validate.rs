@@ -101,6 +101,8 @@ pub struct ValidateReport {
     pub shards: u32,
     /// The figures.
     pub figures: Vec<Figure>,
+    /// Figures not compared because too few events were expected to measure them precisely.
+    pub skipped: Vec<String>,
     /// Tolerance applied.
     pub tolerance: f64,
     /// True when every figure is within the tolerance.
@@ -126,8 +128,10 @@ pub struct PhasePrediction {
     pub gets: f64,
     /// Device reads (log + index + hot + data) over all gets.
     pub device_reads: f64,
-    /// Gets answered by the hot file ÷ gets answered by hot or data file.
-    pub hot_hit: f64,
+    /// Gets answered by the hot file.
+    pub hot_reads: f64,
+    /// Gets answered by the hot or the data file.
+    pub table_reads: f64,
     /// Absent lookups reaching the filter and the expected false positives among them.
     pub absent_checked: f64,
     /// Expected false positives.
@@ -231,17 +235,108 @@ impl Walk {
     }
 }
 
+impl PhasePrediction {
+    /// Hot-file hit ratio among table reads.
+    pub fn hot_hit(&self) -> f64 {
+        if self.table_reads > 0.0 {
+            self.hot_reads / self.table_reads
+        } else {
+            0.0
+        }
+    }
+
+    fn add_scaled(&mut self, o: &PhasePrediction, w: f64) {
+        self.user_bytes += w * o.user_bytes;
+        self.log_bytes += w * o.log_bytes;
+        self.index_bytes += w * o.index_bytes;
+        self.data_bytes += w * o.data_bytes;
+        self.hot_bytes += w * o.hot_bytes;
+        self.gets += w * o.gets;
+        self.device_reads += w * o.device_reads;
+        self.hot_reads += w * o.hot_reads;
+        self.table_reads += w * o.table_reads;
+        self.absent_checked += w * o.absent_checked;
+        self.false_positives += w * o.false_positives;
+    }
+}
+
+/// Five-point Gauss–Hermite rule for a standard normal: nodes and weights.
+const GAUSS_HERMITE: [(f64, f64); 5] = [
+    (-2.856_970_013_872_805, 0.011_257_411_327_720_7),
+    (-1.355_626_179_974_266, 0.222_075_922_005_612_6),
+    (0.0, 0.533_333_333_333_333_3),
+    (1.355_626_179_974_266, 0.222_075_922_005_612_6),
+    (2.856_970_013_872_805, 0.011_257_411_327_720_7),
+];
+
 /// Predicts the figures of the load phase and the run phase for `keys` keys and `ops` operations.
+///
+/// Shards hold Binomial(keys, 1/shards) keys, and the table's bucket doublings are thresholds, so a
+/// small store's shards sit on different sides of one: the prediction averages the per-shard walk
+/// over shard sizes `n (1 + z σ)` with the five-point Gauss–Hermite rule (σ² = (1 − 1/S) / n).
 pub fn predict(
     spec: &WorkloadSpec,
     p: &ValidateParams,
     keys: u64,
     ops: u64,
 ) -> Result<(PhasePrediction, PhasePrediction)> {
+    let s = p.shards.max(1) as f64;
+    let n_s = keys.max(1) as f64 / s;
+    let sigma = ((1.0 - 1.0 / s) / n_s).sqrt();
+    let scales: Vec<(f64, f64)> = GAUSS_HERMITE
+        .iter()
+        .map(|&(z, weight)| ((1.0 + z * sigma).max(0.01), weight))
+        .collect();
+    predict_over(spec, p, keys, ops, &scales)
+}
+
+/// Like [`predict`], with the shard sizes given: `shard_keys[i]` keys in shard `i` (counted with the
+/// engine's hash over the keys the run will load).
+pub fn predict_for_shards(
+    spec: &WorkloadSpec,
+    p: &ValidateParams,
+    shard_keys: &[u64],
+    ops: u64,
+) -> Result<(PhasePrediction, PhasePrediction)> {
+    let keys: u64 = shard_keys.iter().sum();
+    let mean = keys.max(1) as f64 / shard_keys.len().max(1) as f64;
+    let w = 1.0 / shard_keys.len().max(1) as f64;
+    let scales: Vec<(f64, f64)> = shard_keys
+        .iter()
+        .map(|&n| ((n as f64 / mean).max(0.01), w))
+        .collect();
+    predict_over(spec, p, keys, ops, &scales)
+}
+
+fn predict_over(
+    spec: &WorkloadSpec,
+    p: &ValidateParams,
+    keys: u64,
+    ops: u64,
+    scales: &[(f64, f64)],
+) -> Result<(PhasePrediction, PhasePrediction)> {
+    let (mut load, mut run) = (PhasePrediction::default(), PhasePrediction::default());
+    for &(scale, weight) in scales {
+        let (l, r) = predict_scaled(spec, p, keys, ops, scale)?;
+        load.add_scaled(&l, weight);
+        run.add_scaled(&r, weight);
+    }
+    Ok((load, run))
+}
+
+/// The walk for a store whose shards all hold `scale` times the mean share of keys and writes.
+fn predict_scaled(
+    spec: &WorkloadSpec,
+    p: &ValidateParams,
+    keys: u64,
+    ops: u64,
+    scale: f64,
+) -> Result<(PhasePrediction, PhasePrediction)> {
     let w = spec.model()?.with_keys(keys);
     let s = p.shards as f64;
     let (k, v) = (w.key_bytes, w.value_bytes);
-    let n_s = keys as f64 / s;
+    let n_mean = keys as f64 / s;
+    let n_s = n_mean * scale;
     let cap = p.log_capacity_bytes as f64 - 32.0;
     let load_rec = model::log_record_bytes(k, v);
     let curve = w.curve.clone();
@@ -258,14 +353,14 @@ pub fn predict(
         v,
         max_load: tierkv::Options::default().table_max_load,
         fpr: p.bloom_fpr,
-        hot_limit: p.hot_capacity_factor * n_s * (model::DATA_HEADER + v),
+        hot_limit: p.hot_capacity_factor * n_mean * (model::DATA_HEADER + v),
         shards: s,
     };
 
     // Load: log parts of `per_part` new keys, then the final flush of the remainder.
     let mut load = PhasePrediction {
-        user_bytes: keys as f64 * (k + v),
-        log_bytes: keys as f64 * load_rec,
+        user_bytes: n_s * s * (k + v),
+        log_bytes: n_s * s * load_rec,
         ..PhasePrediction::default()
     };
     let per_part = (cap / load_rec).floor().max(1.0);
@@ -285,24 +380,24 @@ pub fn predict(
     }
 
     // Run.
-    let mix = &spec.mix;
-    let writes_per_op = mix.put + mix.update + mix.delete + mix.read_modify_write;
-    let gets_per_op = mix.get + mix.read_modify_write + mix.scan * spec.scan_length as f64;
+    let writes_per_op = w.puts_per_op + w.updates_per_op + w.deletes_per_op;
+    let gets_per_op = w.gets_per_op;
+    let missing = w.missing_fraction;
     let (fp, fu, fd) = if writes_per_op > 0.0 {
         (
-            mix.put / writes_per_op,
-            (mix.update + mix.read_modify_write) / writes_per_op,
-            mix.delete / writes_per_op,
+            w.puts_per_op / writes_per_op,
+            w.updates_per_op / writes_per_op,
+            w.deletes_per_op / writes_per_op,
         )
     } else {
         (0.0, 0.0, 0.0)
     };
     let mean_rec = (fp + fu) * load_rec + fd * model::log_record_bytes(k, 0.0);
-    let writes_s = ops as f64 * writes_per_op / s;
-    let gets_total = ops as f64 * gets_per_op;
+    let writes_s = ops as f64 * writes_per_op / s * scale;
+    let gets_total = ops as f64 * gets_per_op * scale;
     let mut run = PhasePrediction {
-        user_bytes: ops as f64 * writes_per_op * ((fp + fu) * (k + v) + fd * k),
-        log_bytes: ops as f64 * writes_per_op * mean_rec,
+        user_bytes: scale * ops as f64 * writes_per_op * ((fp + fu) * (k + v) + fd * k),
+        log_bytes: scale * ops as f64 * writes_per_op * mean_rec,
         gets: gets_total,
         ..PhasePrediction::default()
     };
@@ -311,9 +406,10 @@ pub fn predict(
     } else {
         f64::INFINITY
     };
-    let n_global = |walk: &Walk| walk.s.table_keys * walk.shards;
+    // The popularity of a key is global: the whole store's key count sets it.
+    let n_global = |walk: &Walk| walk.s.table_keys * walk.shards / scale;
     // Gets are spread evenly over the writes; evaluate the read figures at `steps` points per part.
-    let latest = matches!(spec.distribution, Distribution::Latest { .. });
+    let latest = spec.trace.is_none() && matches!(spec.distribution, Distribution::Latest { .. });
     let mut written = 0.0;
     let mut flushes_done = 0.0;
     let parts = if writes_s > 0.0 {
@@ -324,7 +420,6 @@ pub fn predict(
     // Without the background flusher the writer that fills a part flushes it at once (the engine's
     // `after_rotation`), so part j is flushed before part j + 1 serves reads.
     let mut pending: std::collections::VecDeque<FlushIn> = Default::default();
-    let mut table_reads = 0.0;
     let mut part = 0.0;
     while part < parts {
         while let Some(f) = pending.pop_front() {
@@ -351,10 +446,10 @@ pub fn predict(
         let (pages_present, pages_absent) = walk.page_reads();
         let fpr = walk.fpr();
         let room = walk.s.hot_used < walk.hot_limit;
-        let upd_per_part = fu * per_part * s;
+        let upd_per_part = fu * per_part * s / scale;
         let steps = 8;
         for i in 0..steps {
-            let window = (frozen + m * (i as f64 + 0.5) / steps as f64) * s;
+            let window = (frozen + m * (i as f64 + 0.5) / steps as f64) * s / scale;
             let mut log_hit = model::hit_in_recent(&curve, n, window * fu);
             if latest {
                 log_hit = (log_hit + curve.hit_fraction(window * fp / n)).min(1.0);
@@ -362,17 +457,17 @@ pub fn predict(
             let table = 1.0 - log_hit;
             let g = gets_per_part / steps as f64;
             run.device_reads += g
-                * ((1.0 - spec.missing_fraction) * (log_hit + table * (pages_present + 1.0))
-                    + spec.missing_fraction * fpr * pages_absent);
+                * ((1.0 - missing) * (log_hit + table * (pages_present + 1.0))
+                    + missing * fpr * pages_absent);
             // Hot hits among table reads: keys not in the log window, weighted by popularity.
             let (hot, tab) = hot_reads(&curve, n, window * fu, upd_per_part, flushes_done, room);
-            run.hot_hit += g * (1.0 - spec.missing_fraction) * hot;
-            table_reads += g * (1.0 - spec.missing_fraction) * tab;
+            run.hot_reads += g * (1.0 - missing) * hot;
+            run.table_reads += g * (1.0 - missing) * tab;
         }
-        run.absent_checked += gets_per_part * spec.missing_fraction;
-        run.false_positives += gets_per_part * spec.missing_fraction * fpr;
+        run.absent_checked += gets_per_part * missing;
+        run.false_positives += gets_per_part * missing * fpr;
         if m > 0.0 {
-            let upd = fu * m * s;
+            let upd = fu * m * s / scale;
             pending.push_back(FlushIn {
                 puts: fp * m,
                 updated: model::expected_distinct(&curve, n, upd) / s,
@@ -389,11 +484,6 @@ pub fn predict(
         run.data_bytes += d * s;
         run.hot_bytes += h * s;
     }
-    run.hot_hit = if table_reads > 0.0 {
-        run.hot_hit / table_reads
-    } else {
-        0.0
-    };
     Ok((load, run))
 }
 
@@ -459,8 +549,6 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
         ..tierkv::Options::default()
     };
     let db = tierkv::Db::open(&dir, opts)?;
-    let max_value = spec.value_size.max().max(1) as usize;
-    let filler: Vec<u8> = (0..max_value).map(|i| (i * 31 % 251) as u8).collect();
 
     let (load_ops, run_ops): (Vec<(Vec<u8>, usize)>, Option<Vec<Op>>) = match &spec.trace {
         Some(t) => {
@@ -469,6 +557,18 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
         }
         None => (OpStream::new(spec, p.keys, p.seed).load_ops(), None),
     };
+    let max_value = load_ops
+        .iter()
+        .map(|l| l.1)
+        .chain(run_ops.iter().flatten().map(|o| match o {
+            Op::Put(_, v) => *v,
+            _ => 0,
+        }))
+        .max()
+        .unwrap_or(0)
+        .max(spec.value_size.max() as usize)
+        .max(1);
+    let filler: Vec<u8> = (0..max_value).map(|i| (i * 31 % 251) as u8).collect();
     let keys_loaded = load_ops.len() as u64;
     for chunk in load_ops.chunks(1000) {
         let mut b = tierkv::WriteBatch::with_capacity(chunk.len());
@@ -514,18 +614,15 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
     drop(db);
 
     let mut figures = Vec::new();
-    let (pl, pr) = if trace {
-        // A trace is summarised into a model; its replay order is not the model's, so only the
-        // model-level figures are compared (same as for a synthetic spec).
-        predict(
-            &trace_spec(spec, &w, keys_loaded, run_count)?,
-            p,
-            keys_loaded,
-            run_count,
-        )?
-    } else {
-        predict(spec, p, p.keys, ops)?
-    };
+    let mut skipped = Vec::new();
+    let mut shard_keys = vec![0u64; p.shards as usize];
+    let shard_bits = p.shards.trailing_zeros();
+    for (k, _) in &load_ops {
+        shard_keys[tierkv::hash::KeyHash::of(k).shard(shard_bits) as usize] += 1;
+    }
+    // A trace's summary counts every line (first writes included) in its per-op fractions.
+    let model_ops = if trace { keys_loaded + run_count } else { ops };
+    let (pl, pr) = predict_for_shards(spec, p, &shard_keys, model_ops)?;
     let user_load = pl.user_bytes;
     figures.push(Figure::new(
         "load.wa_log",
@@ -581,20 +678,33 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
             pr.device_reads / pr.gets.max(1.0),
             reads / gets,
         ));
+        // A rate is compared only when it rests on enough events for counting noise (Poisson,
+        // 2σ) to stay inside the tolerance: ≥ (2 / tolerance)² expected events.
+        let min_events = (2.0 / p.tolerance).powi(2);
         let (hot, data) = (d(|s| s.gets.from_hot), d(|s| s.gets.from_data));
-        if hot + data > 0.0 && (pr.hot_hit > 0.0 || hot > 0.0) {
+        if pr.hot_reads >= min_events {
             figures.push(Figure::new(
                 "run.hot_hit_ratio",
-                pr.hot_hit,
-                hot / (hot + data),
+                pr.hot_hit(),
+                hot / (hot + data).max(1.0),
+            ));
+        } else if pr.hot_reads > 0.0 || hot > 0.0 {
+            skipped.push(format!(
+                "run.hot_hit_ratio: {:.0} hot reads expected, {} measured (< {min_events:.0})",
+                pr.hot_reads, hot
             ));
         }
         let (fp, neg) = (d(|s| s.bloom_false_positives), d(|s| s.bloom_negatives));
-        if pr.absent_checked > 0.0 && fp + neg > 0.0 {
+        if pr.false_positives >= min_events {
             figures.push(Figure::new(
                 "run.bloom_fpr",
                 pr.false_positives / pr.absent_checked,
-                fp / (fp + neg),
+                fp / (fp + neg).max(1.0),
+            ));
+        } else if pr.absent_checked > 0.0 {
+            skipped.push(format!(
+                "run.bloom_fpr: {:.1} false positives expected, {} measured (< {min_events:.0})",
+                pr.false_positives, fp
             ));
         }
     }
@@ -605,39 +715,11 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
         ops: run_count,
         shards: p.shards,
         figures,
+        skipped,
         tolerance: p.tolerance,
         passed,
         elapsed_s: start.elapsed().as_secs_f64(),
     })
-}
-
-/// A synthetic spec equivalent (for the model) to a trace's summary.
-fn trace_spec(
-    spec: &WorkloadSpec,
-    w: &crate::Workload,
-    keys: u64,
-    ops: u64,
-) -> Result<WorkloadSpec> {
-    let _ = (keys, ops);
-    let total = w.gets_per_op + w.updates_per_op + w.deletes_per_op;
-    let mut s = spec.clone();
-    s.trace = None;
-    s.keys = keys.max(1);
-    s.key_size = crate::workload::SizeDist::Fixed {
-        bytes: w.key_bytes.round() as u64,
-    };
-    s.value_size = crate::workload::SizeDist::Fixed {
-        bytes: w.value_bytes.round() as u64,
-    };
-    s.mix = crate::workload::OpMix {
-        get: w.gets_per_op / total,
-        update: w.updates_per_op / total,
-        delete: w.deletes_per_op / total,
-        ..Default::default()
-    };
-    s.missing_fraction = w.missing_fraction;
-    s.distribution = Distribution::Uniform;
-    Ok(s)
 }
 
 impl ValidateReport {
@@ -660,6 +742,9 @@ impl ValidateReport {
                     ""
                 }
             );
+        }
+        for k in &self.skipped {
+            s += &format!("  not compared: {k}\n");
         }
         s += &format!(
             "{} (tolerance {:.0} %)\n",
