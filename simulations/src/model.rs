@@ -27,6 +27,8 @@ pub const HOT_OFFSET: f64 = 6.0;
 pub const LOG_HEADER: f64 = 11.0;
 /// Data-file record overhead (CRC).
 pub const DATA_HEADER: f64 = 4.0;
+/// `Filter::new(table_keys × 2, fpr)` in the engine's flush.
+pub const BLOOM_HEADROOM: f64 = 2.0;
 /// Page-map bytes per bucket in a checkpoint.
 pub const PAGE_MAP_BYTES: f64 = 4.0;
 
@@ -43,6 +45,9 @@ pub struct EngineConfig {
     pub bloom_fpr: f64,
     /// Per-shard hot-file capacity, bytes.
     pub hot_capacity_bytes: f64,
+    /// The engine sizes a rebuilt Bloom filter for this many times the table's keys (it rebuilds
+    /// when the table outgrows it), so the filter holds between 1/headroom and all of its capacity.
+    pub bloom_headroom: f64,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +59,7 @@ impl Default for EngineConfig {
             table_max_load: o.table_max_load,
             bloom_fpr: o.bloom_fpr,
             hot_capacity_bytes: o.hot_capacity_bytes as f64,
+            bloom_headroom: BLOOM_HEADROOM,
         }
     }
 }
@@ -314,7 +320,7 @@ mod tests {
             n,
             1e4,
         );
-        assert!((u - (1.0 - (-0.01f64).exp())).abs() < 1e-12);
+        assert!((u - (1.0 - (1.0 - 1.0 / n).powf(1e4))).abs() < 1e-12);
         assert!(z > 10.0 * u, "zipf {z} uniform {u}");
     }
 }

@@ -168,7 +168,7 @@ pub fn plan(
         probes: p.mc_keys.clamp(1000, 200_000),
         max_churn: 1.0,
         rebuild: Some(RebuildInputs {
-            churn_keys_per_sec: w.puts_per_op * w.requests_per_sec,
+            churn_keys_per_sec: w.new_keys_per_sec(),
             absent_gets_per_sec: w.gets_per_sec() * w.missing_fraction,
             seq_read_bytes_per_sec: ssd.seq_read_mb_s * 1e6,
             page_read_cost_s: 1.0 / ssd.random_read_iops,

@@ -140,7 +140,7 @@ pub fn evaluate(
     let load = model::table_load(kps, entry, buckets);
     let ovf = poisson_overflow(load * c as f64, c);
     let pages_per_bucket = 1.0 + ovf.overflow_pages_per_bucket;
-    let bloom_bytes = kps * bloom::bits_per_key(cfg.bloom_fpr) / 8.0;
+    let bloom_bytes = kps * cfg.bloom_headroom * bloom::bits_per_key(cfg.bloom_fpr) / 8.0;
     let rec = model::log_record_bytes(k, v);
     let mut ssd_bytes = SsdBytes {
         index: s * buckets * pages_per_bucket * model::PAGE_SIZE,

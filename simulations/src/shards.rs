@@ -64,7 +64,8 @@ pub struct ShardPoint {
     pub index_bytes_per_shard: f64,
     /// Buckets per shard.
     pub buckets_per_shard: f64,
-    /// DRAM per shard: Bloom filter + page map + two log tables (active and flushing).
+    /// DRAM per shard: Bloom filter (sized with the engine's headroom) + page map + two log tables
+    /// (active and flushing).
     pub dram_per_shard: f64,
     /// DRAM for the whole store.
     pub dram_total: f64,
@@ -205,7 +206,9 @@ pub fn simulate(w: &Workload, p: &ShardParams) -> Result<ShardReport> {
             var_b.max(0.0).sqrt() / (n * pr * s_bytes)
                 * expected_max_normal(2.0 * s).max((2.0 / std::f64::consts::PI).sqrt())
         };
-        let dram = kps * bpk / 8.0 + buckets * model::PAGE_MAP_BYTES + log_table_dram;
+        let dram = kps * p.config.bloom_headroom * bpk / 8.0
+            + buckets * model::PAGE_MAP_BYTES
+            + log_table_dram;
         let flush = model::flush_cost(w, &p.config, kps, buckets, 1.0, kps * bpk / 8.0);
         let mut why = Vec::new();
         if (s as u32) < p.threads {

@@ -18,7 +18,7 @@ use crate::error::{check_param, Result};
 use crate::model::{self, binned, p_any, p_two};
 use crate::skew::AccessCurve;
 use crate::table::poisson_overflow;
-use crate::workload::{Distribution, Op, OpStream, WorkloadSpec};
+use crate::workload::{Distribution, LoadOps, Op, OpStream, WorkloadSpec};
 
 /// Settings of the scaled-down run.
 #[derive(Clone, Debug)]
@@ -550,7 +550,7 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
     };
     let db = tierkv::Db::open(&dir, opts)?;
 
-    let (load_ops, run_ops): (Vec<(Vec<u8>, usize)>, Option<Vec<Op>>) = match &spec.trace {
+    let (load_ops, run_ops): (LoadOps, Option<Vec<Op>>) = match &spec.trace {
         Some(t) => {
             let (l, r) = crate::trace::replay(t)?;
             (l, Some(r))

@@ -332,7 +332,7 @@ pub fn run(args: &SimulateArgs, json: bool) -> Result<i32> {
                         0.0,
                     );
                     Some(tiersim::bloom::RebuildInputs {
-                        churn_keys_per_sec: w.puts_per_op * w.requests_per_sec,
+                        churn_keys_per_sec: w.new_keys_per_sec(),
                         absent_gets_per_sec: w.gets_per_sec() * w.missing_fraction,
                         seq_read_bytes_per_sec: ssd.seq_read_mb_s * 1e6,
                         page_read_cost_s: 1.0 / ssd.random_read_iops,
