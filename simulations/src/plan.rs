@@ -312,7 +312,8 @@ pub fn probe_chart(r: &TableReport) -> Chart {
     Chart {
         title: "Log table (Robin Hood) probe length vs load".into(),
         x_label: "load factor".into(),
-        y_label: "mean distance from home slot".into(),
+        y_label: "distance from home slot".into(),
+        y_log: true,
         series: vec![
             Series {
                 name: "measured".into(),

@@ -104,7 +104,7 @@ impl Default for ShardParams {
             config: EngineConfig::default(),
             threads: 8,
             max_deviation: 0.05,
-            max_shard_index_bytes: 16.0 * (1u64 << 30) as f64,
+            max_shard_index_bytes: 4.0 * (1u64 << 30) as f64,
             mc_keys: 1_000_000,
             mc_trials: 4,
             max_shards: 4096,

@@ -92,8 +92,8 @@ pub struct ShardsArgs {
     /// Largest acceptable expected max deviation of shard key counts (rebalance trigger).
     #[arg(long, default_value_t = 0.05)]
     pub max_deviation: f64,
-    /// Largest global table per shard, GiB.
-    #[arg(long, default_value_t = 16.0)]
+    /// Largest global table per shard, GiB (a doubling rewrites one shard's table in one flush).
+    #[arg(long, default_value_t = 4.0)]
     pub max_shard_index_gib: f64,
     /// Keys hashed per Monte Carlo trial.
     #[arg(long, default_value_t = 1_000_000)]
