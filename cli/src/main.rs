@@ -1,4 +1,108 @@
-//! `kvtool`: the command line of the tierkv storage engine (commands land with their issue).
-fn main() {
-    println!("kvtool {}", env!("CARGO_PKG_VERSION"));
+//! `kvtool`: the command line of the tierkv storage engine. This file owns the argument grammar
+//! ([`Cli`], [`Command`]), turns it into a validated [`config::Global`], dispatches to one module per
+//! subcommand under `commands/`, and maps the outcome to the documented exit codes. It does no work
+//! on data itself.
+
+mod commands;
+mod config;
+mod engine;
+mod escape;
+mod input;
+mod output;
+mod progress;
+mod writer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, shown at the end of `--help` and in `docs/cli.md`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  a key was not found (get), or check found problems
+  2  usage error, or the command could not run (I/O error, store locked, ...)
+  3  load or batch stopped on bad input (records before it are committed and synced)
+A closed output pipe (kvtool export | head) ends the program quietly with code 0.";
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// A key was not found, or `check` found problems.
+pub const EXIT_NOT_FOUND: u8 = 1;
+/// Usage or runtime error.
+pub const EXIT_ERROR: u8 = 2;
+/// Load stopped on bad input.
+pub const EXIT_BAD_INPUT: u8 = 3;
+
+/// Load, read and maintain a tierkv store.
+#[derive(Parser, Debug)]
+#[command(name = "kvtool", version, about, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, env = "KVTOOL_DB", value_name = "DIR", global = true)]
+    pub db: Option<PathBuf>,
+    /// Print errors only: no progress bars, no summaries.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print the command's report as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Engine options.
+    #[command(flatten)]
+    pub store: config::StoreArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load records from TSV, CSV or JSONL files (or stdin).
+    Load(commands::load::LoadArgs),
+    /// Print the values of keys.
+    Get(commands::get::GetArgs),
+    /// Set one key.
+    Put(commands::put::PutArgs),
+    /// Remove keys.
+    Delete(commands::delete::DeleteArgs),
+    /// Apply a JSON-lines script of puts, deletes and gets, answering gets in order.
+    Batch(commands::batch::BatchArgs),
+    /// Write every live key and value as TSV or JSONL.
+    Export(commands::export::ExportArgs),
+    /// Report keys, shards, tables, Bloom filters, disk use and recommendations.
+    Stats(commands::stats::StatsArgs),
+    /// Verify every checksum and cross-reference.
+    Check(commands::check::CheckArgs),
+    /// Rewrite data files to drop dead bytes.
+    Compact(commands::compact::CompactArgs),
+    /// Change the number of shards.
+    Rebalance(commands::rebalance::RebalanceArgs),
+    /// Capacity-planning simulations.
+    Simulate(commands::simulate::SimulateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("kvtool: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -198,11 +198,13 @@ pub(crate) fn flush_part(
     let generation = old.generation + 1;
 
     // 1. The part's newest record per key.
+    let mut max_seq = old.max_seq;
     let mut pending: Vec<Pending<'_>> = part
         .table
         .iter()
         .map(|(_, payload)| {
             let rec = part.seg.record(payload as u32);
+            max_seq = max_seq.max(rec.seq);
             let hash = KeyHash::of(rec.key).0;
             Pending {
                 hash,
@@ -443,6 +445,7 @@ pub(crate) fn flush_part(
         data_end: fl.data.end(),
         hot_end: fl.hot.end(),
         log_flushed_seq: part.seg.seq,
+        max_seq,
         table_keys,
         table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
         entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,
@@ -472,7 +475,8 @@ pub(crate) fn flush_part(
     // Bloom filter: add the new keys, or rebuild when the table outgrew it.
     let rebuild_filter = rebuild || table_keys > snap.filter.capacity;
     let mut filter = if rebuild_filter {
-        Filter::new(table_keys.saturating_mul(2), opts.bloom_fpr)
+        // 1.5× headroom: DRAM stays ≤ 1.5 × 1.2 bytes per key at a 1 % target between rebuilds.
+        Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr)
     } else {
         let mut f = snap.filter.clone();
         for p in pending

@@ -117,10 +117,29 @@ pub(crate) fn entries(page: &[u8]) -> Entries<'_> {
     }
 }
 
-/// Looks `key` up in one page.
+/// Looks `key` up in one page. Skips entries by their key length and decodes only the match (the hot
+/// loop of every get that reaches the SSD).
 #[inline]
 pub(crate) fn find(page: &[u8], key: &[u8]) -> Option<Loc> {
-    entries(page).find(|(k, _)| *k == key).map(|(_, loc)| loc)
+    let end = PAGE_HEADER + (le::u16_at(page, 26) as usize).min(PAGE_PAYLOAD);
+    let mut at = PAGE_HEADER;
+    while at + ENTRY_HEADER <= end {
+        let flags = le::u16_at(page, at);
+        let key_len = (flags & KEY_LEN_MASK) as usize;
+        let key_at = at + if flags & HOT_FLAG != 0 { 18 } else { 12 };
+        if key_at + key_len > end {
+            return None;
+        }
+        if key_len == key.len() && &page[key_at..key_at + key_len] == key {
+            return Some(Loc {
+                value_len: le::u32_at(page, at + 2),
+                data_off: le::u48_at(page, at + 6),
+                hot_off: (flags & HOT_FLAG != 0).then(|| le::u48_at(page, at + 12)),
+            });
+        }
+        at = key_at + key_len;
+    }
+    None
 }
 
 /// Checks a page's magic, checksum, own slot, bucket and entry layout. Returns the reason it is bad.

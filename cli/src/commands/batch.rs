@@ -1,0 +1,165 @@
+//! `kvtool batch`: applies a JSON-lines script of `put`, `delete` and `get` operations in order. Writes
+//! are grouped into `WriteBatch`es between reads; each `get` first commits the writes before it, so it
+//! sees them, and answers with one JSON line on stdout. A bad line stops the script: operations before
+//! it are committed and synced, the line is named as `FILE:LINE:COLUMN: reason`, and the exit code is 3.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde_json::{json, Map, Value};
+
+use super::get::json_text;
+use super::{input_name, open_input};
+use crate::config::Global;
+use crate::engine::{Db, WriteBatch};
+use crate::escape::b64_decode;
+use crate::input::jsonl::parse_object;
+use crate::input::lines::{Line, LineReader};
+use crate::input::{check_key, check_value};
+use crate::output::stdout;
+
+const BATCH: usize = 1000;
+
+/// Arguments of `kvtool batch`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Input, one JSON object per line:
+  {\"op\":\"put\",\"key\":\"k\",\"value\":\"v\"}   (a non-string value is stored as its JSON text)
+  {\"op\":\"delete\",\"key\":\"k\"}
+  {\"op\":\"get\",\"key\":\"k\"}   answers {\"key\":\"k\",\"value\":\"v\"} or {\"key\":\"k\",\"found\":false}
+With --escape, keys and string values are base64, in the input and in the answers.")]
+pub struct BatchArgs {
+    /// The script; `-` or none reads stdin.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Keys and values are base64.
+    #[arg(long)]
+    pub escape: bool,
+}
+
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    Get(Vec<u8>, String),
+}
+
+/// Runs `kvtool batch`.
+pub fn run(a: &BatchArgs, g: &Global) -> anyhow::Result<u8> {
+    let path = a.file.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let name = input_name(&path);
+    let mut lines = LineReader::new(open_input(&path)?);
+    let db = g.open(true)?;
+    let mut out = stdout();
+    let mut batch = WriteBatch::with_capacity(BATCH);
+    let mut applied = 0u64;
+    let mut bad = None;
+    while let Some((n, line)) = lines
+        .next_line()
+        .with_context(|| format!("cannot read {name}"))?
+    {
+        let text = match line {
+            Line::TooLong => {
+                bad = Some(format!("{name}:{n}: line too long"));
+                break;
+            }
+            Line::Text(t, _) => t,
+        };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let op = match parse_object(text) {
+            Err((col, reason)) => Err(match col {
+                Some(c) => format!("{name}:{n}:{c}: {reason}"),
+                None => format!("{name}:{n}: {reason}"),
+            }),
+            Ok(obj) => parse_op(&obj, a.escape).map_err(|r| format!("{name}:{n}: {r}")),
+        };
+        match op {
+            Err(e) => {
+                bad = Some(e);
+                break;
+            }
+            Ok(Op::Put(k, v)) => {
+                batch.put(k, v);
+            }
+            Ok(Op::Delete(k)) => {
+                batch.delete(k);
+            }
+            Ok(Op::Get(k, shown)) => {
+                applied += commit(&db, &mut batch)?;
+                let answer = match db.get(&k).context("cannot read from the store")? {
+                    Some(v) => json!({"key": shown, "value": json_text(&v, a.escape, "value")?}),
+                    None => json!({"key": shown, "found": false}),
+                };
+                serde_json::to_writer(&mut out, &answer)?;
+                out.write_all(b"\n")?;
+                applied += 1;
+            }
+        }
+        if batch.len() >= BATCH {
+            applied += commit(&db, &mut batch)?;
+        }
+    }
+    applied += commit(&db, &mut batch)?;
+    out.flush()?;
+    db.sync().context("cannot sync the store")?;
+    db.close().context("cannot close the store")?;
+    match bad {
+        None => Ok(crate::EXIT_OK),
+        Some(line) => {
+            eprintln!("{line}");
+            eprintln!(
+                "kvtool: batch stopped on bad input; the {applied} operations before it are committed and synced"
+            );
+            Ok(crate::EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn commit(db: &Db, batch: &mut WriteBatch) -> anyhow::Result<u64> {
+    let n = batch.len() as u64;
+    if n > 0 {
+        db.write_batch(batch)
+            .context("cannot write a batch to the store")?;
+        batch.clear();
+    }
+    Ok(n)
+}
+
+fn parse_op(obj: &Map<String, Value>, escape: bool) -> Result<Op, String> {
+    let op = match obj.get("op") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err("field \"op\" must be a string".into()),
+        None => return Err("no \"op\" field (put, delete or get)".into()),
+    };
+    let bytes = |field: &str, s: &str| -> Result<Vec<u8>, String> {
+        if escape {
+            b64_decode(s).map_err(|e| format!("field \"{field}\": {e}"))
+        } else {
+            Ok(s.as_bytes().to_vec())
+        }
+    };
+    let (key, shown) = match obj.get("key") {
+        Some(Value::String(s)) => (bytes("key", s)?, s.clone()),
+        Some(_) => return Err("field \"key\" must be a string".into()),
+        None => return Err("no \"key\" field".into()),
+    };
+    check_key(&key)?;
+    match op {
+        "put" => {
+            let value = match obj.get("value") {
+                Some(Value::String(s)) => bytes("value", s)?,
+                Some(other) => other.to_string().into_bytes(),
+                None => return Err("no \"value\" field in a put".into()),
+            };
+            check_value(&value)?;
+            Ok(Op::Put(key, value))
+        }
+        "delete" => Ok(Op::Delete(key)),
+        "get" => Ok(Op::Get(key, shown)),
+        other => Err(format!(
+            "unknown op \"{other}\" (expected put, delete or get)"
+        )),
+    }
+}

@@ -1,0 +1,93 @@
+//! The command line's surface: `--help` (snapshot in `tests/snapshots/help.txt`; regenerate with
+//! `UPDATE_SNAPSHOTS=1`), documented exit codes, usage errors, `--db` and `KVTOOL_DB`.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use common::{run_kvtool, Store};
+
+fn args(a: &[&str]) -> Vec<OsString> {
+    a.iter().map(OsString::from).collect()
+}
+
+#[test]
+fn help_matches_snapshot_and_lists_exit_codes() {
+    let r = run_kvtool(None, &args(&["--help"]), None).expect(0);
+    let help = r.stdout_text();
+    for needle in [
+        "Exit codes:",
+        "0  success",
+        "3  load or batch stopped",
+        "KVTOOL_DB",
+        "--shards",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+    for cmd in [
+        "load",
+        "get",
+        "put",
+        "delete",
+        "batch",
+        "export",
+        "stats",
+        "check",
+        "compact",
+        "rebalance",
+        "simulate",
+    ] {
+        assert!(help.contains(&format!("\n  {cmd} ")), "--help lacks {cmd}");
+    }
+    let snap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
+        std::fs::write(&snap, &help).unwrap();
+    }
+    let want = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
+    assert_eq!(
+        help, want,
+        "--help changed; review and run with UPDATE_SNAPSHOTS=1"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    run_kvtool(None, &args(&["frobnicate"]), None).expect(2);
+    run_kvtool(
+        None,
+        &args(&["--db", "/tmp/x", "load", "--format", "xml"]),
+        None,
+    )
+    .expect(2);
+    run_kvtool(None, &args(&["--db", "/tmp/x", "get"]), None).expect(2);
+    let r = run_kvtool(None, &args(&["get", "k"]), None).expect(2);
+    assert!(r.stderr_text().contains("--db DIR or set KVTOOL_DB"));
+    let r = run_kvtool(
+        None,
+        &args(&["--db", "/tmp/x", "--shards", "3", "get", "k"]),
+        None,
+    )
+    .expect(2);
+    assert!(r.stderr_text().contains("shards"), "{}", r.stderr_text());
+}
+
+#[test]
+fn kvtool_db_environment_variable() {
+    let s = Store::new();
+    s.run_stdin(&["-q", "load"], b"a\t1\n").expect(0);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvtool"))
+        .args(["get", "a"])
+        .env("KVTOOL_DB", s.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"1");
+}
+
+#[test]
+fn version() {
+    let r = run_kvtool(None, &args(&["--version"]), None).expect(0);
+    assert!(r.stdout_text().starts_with("kvtool "));
+}

@@ -1,0 +1,142 @@
+//! Operator commands: `stats` (text and JSON with derived figures and verdicts), `check` (exit codes
+//! and JSON report), `compact` and `rebalance` (progress, summary or a clear error when this build's
+//! engine lacks them), and the `simulate` entry point.
+
+mod common;
+
+use common::Store;
+
+fn loaded() -> Store {
+    let s = Store::new();
+    let text: String = (0..5000)
+        .map(|i| format!("k{i}\t{}\n", "v".repeat(100)))
+        .collect();
+    s.run_stdin(&["-q", "load"], text.as_bytes()).expect(0);
+    s.run(&["delete", "k1", "k2"]).expect(0);
+    s
+}
+
+#[test]
+fn stats_json_has_counts_shards_and_verdicts() {
+    let s = loaded();
+    let j = s.run(&["stats", "--json"]).expect(0).json();
+    assert_eq!(j["live_keys"], 4998);
+    assert_eq!(j["shards"], 2);
+    let per_shard = j["per_shard"].as_array().expect("per_shard");
+    assert_eq!(per_shard.len(), 2);
+    let sum: u64 = per_shard
+        .iter()
+        .map(|p| p["live_keys"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 4998);
+    for field in ["shard_key_max_deviation", "disk_bytes", "tiers"] {
+        assert!(j.get(field).is_some(), "no {field}");
+    }
+    for field in [
+        "dead_bytes",
+        "dead_fraction",
+        "space_amplification",
+        "ssd_bytes_written_total",
+    ] {
+        assert!(j["derived"].get(field).is_some(), "no derived.{field}");
+    }
+    assert!(j["verdicts"].is_array());
+}
+
+#[test]
+fn stats_text_report() {
+    let s = loaded();
+    let r = s.run(&["stats"]).expect(0);
+    let t = r.stdout_text();
+    assert!(t.starts_with("keys               4998\n"), "{t}");
+    assert!(t.contains("verdict: "));
+    assert!(t.contains("shard"));
+}
+
+#[test]
+fn check_healthy_store() {
+    let s = loaded();
+    let r = s.run(&["check"]).expect(0);
+    assert!(r.stderr_text().contains("no problems"));
+    let j = s.run(&["--json", "check"]).expect(0).json();
+    assert_eq!(j["problems"], serde_json::json!([]));
+    assert!(j.get("pages_checked").is_some());
+}
+
+#[test]
+fn check_without_a_store_could_not_run() {
+    let s = Store::new();
+    s.run(&["check"]).expect(2);
+}
+
+#[test]
+fn compact_and_rebalance() {
+    let s = loaded();
+    for args in [
+        vec!["compact"],
+        vec!["compact", "--shard", "1"],
+        vec!["rebalance", "--shards", "4"],
+    ] {
+        let r = s.run(&args);
+        if r.code == 2 {
+            assert!(
+                r.stderr_text().contains("not available in this build"),
+                "{}",
+                r.stderr_text()
+            );
+        } else {
+            r.expect(0);
+        }
+    }
+    s.run(&["rebalance", "--shards", "3"]).expect(2);
+    assert_eq!(s.keys().len(), 4998);
+}
+
+#[test]
+fn simulate_entry_point_exists() {
+    let s = Store::new();
+    let r = s.run(&["simulate", "--help"]).expect(0);
+    assert!(r.stdout_text().contains("simulate"));
+}
+
+fn files_named(dir: &std::path::Path, name: &str, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_named(&p, name, out);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn check_names_a_corrupt_record_and_exits_1() {
+    let s = loaded();
+    let mut data = Vec::new();
+    files_named(&s.path(), "data.tkv", &mut data);
+    let victim = data
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a data file");
+    let mut bytes = std::fs::read(victim).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(victim, &bytes).unwrap();
+    let r = s.run(&["check"]).expect(1);
+    let victim_name = victim.display().to_string();
+    assert!(
+        r.stderr_text()
+            .lines()
+            .any(|l| l.starts_with(&format!("{victim_name}:"))),
+        "{}",
+        r.stderr_text()
+    );
+    let j = s.run(&["--json", "check"]).expect(1).json();
+    let problems = j["problems"].as_array().unwrap();
+    assert!(!problems.is_empty());
+    assert_eq!(problems[0]["file"], victim_name.as_str());
+    assert!(problems[0]["offset"].as_u64().unwrap() <= mid as u64);
+}
