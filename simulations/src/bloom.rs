@@ -89,8 +89,8 @@ pub struct BloomReport {
     pub measured_fpr: f64,
     /// Same with an all-zero seed ([`ZERO_SEED`]).
     pub measured_fpr_zero_seed: f64,
-    /// The engine sizes a rebuilt filter for twice the table's keys: its rate right after a rebuild
-    /// (formula, `n` keys in a filter for `2n`), and just before the next (full).
+    /// The engine sizes a rebuilt filter for [`crate::model::BLOOM_HEADROOM`] × the table's keys: its
+    /// rate right after a rebuild (formula, `n` keys in a filter for `headroom · n`).
     pub engine_fpr_after_rebuild: f64,
     /// Rate measured after overwriting every key once (updates add no bits).
     pub measured_fpr_after_updates: f64,
@@ -214,7 +214,7 @@ pub fn simulate(p: &BloomParams) -> Result<BloomReport> {
         measured_fpr,
         measured_fpr_zero_seed,
         engine_fpr_after_rebuild: {
-            let (b2, k2) = crate_sizing(2 * n, p.fpr);
+            let (b2, k2) = crate_sizing((n as f64 * crate::model::BLOOM_HEADROOM) as u64, p.fpr);
             fpr_formula(n as f64, b2 as f64 * 8.0, k2)
         },
         measured_fpr_after_updates,
@@ -274,7 +274,7 @@ impl BloomReport {
     /// Human-readable table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "Bloom filter for {} keys at target FPR {}\n  bits/key {:.2}, hashes {}, DRAM {}\n  measured FPR (sample {} keys): {:.5} with the engine's seed ({:.5} with an all-zero seed), {:.5} after overwriting every key\n  engine filter (sized for 2x the keys) right after a rebuild: {:.6}\n\n  churn  formula   measured\n",
+            "Bloom filter for {} keys at target FPR {}\n  bits/key {:.2}, hashes {}, DRAM {}\n  measured FPR (sample {} keys): {:.5} with the engine's seed ({:.5} with an all-zero seed), {:.5} after overwriting every key\n  engine filter (sized with the engine's headroom) right after a rebuild: {:.6}\n\n  churn  formula   measured\n",
             self.keys,
             self.target_fpr,
             self.bits_per_key,

@@ -5,8 +5,8 @@
 //!
 //! Format facts used (engine defaults): 4 KiB pages with a 32-byte header; a global-table entry is a
 //! 12-byte header (key_len u16, value_len u32, data offset 6 bytes), an optional 6-byte hot offset and
-//! the key; a log record is an 11-byte header (crc32, kind, key_len u16, value_len u32) plus key and
-//! value; a data-file value record is a 4-byte CRC plus the value; the bucket count of a shard is the
+//! the key; a log record is a 19-byte header (crc32, kind, key_len u16, value_len u32, sequence u64)
+//! plus key and value; a data-file value record is a 4-byte CRC plus the value; the bucket count of a shard is the
 //! smallest power of two keeping entry bytes ÷ primary-page payload ≤ `table_max_load`.
 
 use serde::Serialize;
@@ -23,12 +23,13 @@ pub const PAGE_PAYLOAD: f64 = PAGE_SIZE - PAGE_HEADER;
 pub const ENTRY_HEADER: f64 = 12.0;
 /// Extra bytes of an entry with a hot-file offset.
 pub const HOT_OFFSET: f64 = 6.0;
-/// Log record header bytes.
-pub const LOG_HEADER: f64 = 11.0;
+/// Log record header bytes (crc32, kind, key_len u16, value_len u32, sequence number u64:
+/// `engine/src/log.rs` `RECORD_HEADER`).
+pub const LOG_HEADER: f64 = 19.0;
 /// Data-file record overhead (CRC).
 pub const DATA_HEADER: f64 = 4.0;
-/// `Filter::new(table_keys × 2, fpr)` in the engine's flush.
-pub const BLOOM_HEADROOM: f64 = 2.0;
+/// `Filter::new(table_keys × 1.5, fpr)` in the engine's flush (`engine/src/flush.rs`).
+pub const BLOOM_HEADROOM: f64 = 1.5;
 /// Page-map bytes per bucket in a checkpoint.
 pub const PAGE_MAP_BYTES: f64 = 4.0;
 
@@ -267,6 +268,46 @@ impl TierWa {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine's format constants are crate-private, so this test measures them through a real
+    /// store's counters: a change in the engine's format fails here, not silently in `validate`.
+    #[test]
+    fn format_constants_match_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = tierkv::Options {
+            shards: 1,
+            background_flush: false,
+            ..tierkv::Options::default()
+        };
+        let db = tierkv::Db::open(dir.path().join("s"), opts).unwrap();
+        let keys = 10_000u64;
+        for i in 0..keys {
+            db.put(&crate::workload::key_for(i, 16), &[7u8; 100])
+                .unwrap();
+        }
+        db.flush().unwrap();
+        let st = db.stats();
+        assert_eq!(
+            st.tiers.log.write_bytes as f64,
+            keys as f64 * log_record_bytes(16.0, 100.0)
+        );
+        assert_eq!(
+            st.tiers.data.write_bytes as f64,
+            keys as f64 * (DATA_HEADER + 100.0)
+        );
+        // One flush into an empty table writes every bucket's chain once.
+        let entry = entry_bytes(16.0, false);
+        let grown = ENTRY_HEADER + HOT_OFFSET + 16.0; // the growth check's per-put estimate
+        let buckets = buckets_for(keys as f64, grown, 0.75);
+        assert_eq!(st.per_shard[0].buckets as f64, buckets);
+        assert!(st.tiers.index.write_bytes as f64 >= buckets * PAGE_SIZE);
+        assert!(
+            (st.per_shard[0].table_load - table_load(keys as f64, entry, buckets)).abs() < 1e-9
+        );
+        // The filter is re-sized with the engine's headroom on growth.
+        let (bytes, _) = crate::bloom::crate_sizing((keys as f64 * BLOOM_HEADROOM) as u64, 0.01);
+        assert_eq!(st.bloom_dram_bytes, bytes);
+    }
 
     #[test]
     fn buckets_double_at_the_load_threshold() {

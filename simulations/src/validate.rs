@@ -2,11 +2,11 @@
 //! the models predict with the engine's counters: write amplification per tier, device reads per get,
 //! the hot-file hit ratio and the Bloom filter's false-positive rate, each with its relative error.
 //!
-//! The prediction ([`predict`]) never looks at the store: it walks the engine's rules (log segments of
-//! `log_capacity_bytes` flushed as soon as they fill, flush = newest record per key, bucket doubling on entry
-//! bytes, hot copies for keys rewritten within a log part, the filter re-sized to twice the table's
-//! keys on growth) with the expected values of [`crate::model`], per shard. [`run`] then drives the
-//! same workload through `tierkv::Db` and reads `Db::stats()`.
+//! The prediction ([`predict`]) never looks at the store: it walks the engine's rules (log parts of
+//! `log_capacity_bytes` flushed as soon as they fill, flush = newest record per key, bucket doubling
+//! on entry bytes, hot copies for keys rewritten within a log part, the filter re-sized with the
+//! engine's headroom on growth) with the expected values of [`crate::model`], per shard. [`run`] then
+//! drives the same workload through `tierkv::Db` and reads `Db::stats()`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -147,6 +147,8 @@ struct ShardModel {
     filter_capacity: f64,
     filter_inserted: f64,
     hot_used: f64,
+    /// Flushes that admitted hot copies (fractional for the one that filled the hot file).
+    hot_flushes: f64,
 }
 
 /// The per-shard walk of the engine's rules.
@@ -197,6 +199,13 @@ impl Walk {
             .rewritten
             .min(((self.hot_limit - self.s.hot_used) / rec).max(0.0));
         self.s.hot_used += hot_new * rec;
+        self.s.hot_flushes += if f.rewritten > 0.0 {
+            hot_new / f.rewritten
+        } else if self.s.hot_used < self.hot_limit {
+            1.0
+        } else {
+            0.0
+        };
         self.s.table_keys = (self.s.table_keys + f.puts - f.deleted).max(0.0);
         self.s.entry_bytes = self.s.table_keys * (model::ENTRY_HEADER + self.k);
         let b = self.buckets();
@@ -211,7 +220,9 @@ impl Walk {
             touched * (1.0 + ovf.overflow_pages_per_bucket)
         };
         if rebuild || self.s.table_keys > self.s.filter_capacity {
-            self.s.filter_capacity = (2.0 * self.s.table_keys).max(1024.0);
+            self.s.filter_capacity = (model::BLOOM_HEADROOM * self.s.table_keys)
+                .floor()
+                .max(1024.0);
             self.s.filter_inserted = self.s.table_keys;
         } else {
             self.s.filter_inserted += f.puts;
@@ -348,6 +359,7 @@ fn predict_scaled(
             filter_capacity: 1024.0,
             filter_inserted: 0.0,
             hot_used: 0.0,
+            hot_flushes: 0.0,
         },
         k,
         v,
@@ -379,7 +391,8 @@ fn predict_scaled(
         left -= m;
     }
 
-    // Run.
+    // Run. Hot admissions are counted from here (the load rewrites nothing).
+    walk.s.hot_flushes = 0.0;
     let writes_per_op = w.puts_per_op + w.updates_per_op + w.deletes_per_op;
     let gets_per_op = w.gets_per_op;
     let missing = w.missing_fraction;
@@ -445,7 +458,7 @@ fn predict_scaled(
         let n = n_global(&walk).max(1.0);
         let (pages_present, pages_absent) = walk.page_reads();
         let fpr = walk.fpr();
-        let room = walk.s.hot_used < walk.hot_limit;
+        let hot_flushes = walk.s.hot_flushes;
         let upd_per_part = fu * per_part * s / scale;
         let steps = 8;
         for i in 0..steps {
@@ -460,7 +473,14 @@ fn predict_scaled(
                 * ((1.0 - missing) * (log_hit + table * (pages_present + 1.0))
                     + missing * fpr * pages_absent);
             // Hot hits among table reads: keys not in the log window, weighted by popularity.
-            let (hot, tab) = hot_reads(&curve, n, window * fu, upd_per_part, flushes_done, room);
+            let (hot, tab) = hot_reads(
+                &curve,
+                n,
+                window * fu,
+                upd_per_part,
+                flushes_done,
+                hot_flushes,
+            );
             run.hot_reads += g * (1.0 - missing) * hot;
             run.table_reads += g * (1.0 - missing) * tab;
         }
@@ -488,19 +508,23 @@ fn predict_scaled(
 }
 
 /// Hot-file reads and table reads (per present-key get) while `window` overwrites sit in the log,
-/// after `flushes` flushes of parts holding `per_part` overwrites each. A key is read from the table
-/// when it is not in the log window; it has a hot copy when the last part that wrote it wrote it at
-/// least twice: `P = P(≥2)/P(≥1) · (1 − (1 − P(≥1))^flushes)` per key, weighted by its popularity.
+/// after `flushes` flushes of parts holding `per_part` overwrites each, of which the first
+/// `hot_flushes` could still admit hot copies (the hot file is append-only: once full, it admits
+/// nothing). A key is read from the table when it is not in the log window; it has a hot copy when
+/// the last part that wrote it wrote it at least twice and came while the file had room:
+/// `P = P(≥2)/P(≥1) · (1 − (1 − a)^F) · (1 − a)^(flushes − F)` with `a = P(≥1)`, `F = hot_flushes`,
+/// weighted by the key's popularity.
 fn hot_reads(
     curve: &AccessCurve,
     n: f64,
     window: f64,
     per_part: f64,
     flushes: f64,
-    room: bool,
+    hot_flushes: f64,
 ) -> (f64, f64) {
     let table = binned(curve, n, |p, mass, _| mass * (1.0 - p_any(p, window)));
-    if per_part <= 0.0 || flushes <= 0.0 || !room {
+    let f_room = hot_flushes.min(flushes);
+    if per_part <= 0.0 || f_room <= 0.0 {
         return (0.0, table);
     }
     let hot = binned(curve, n, |p, mass, _| {
@@ -508,7 +532,9 @@ fn hot_reads(
         if a <= 0.0 {
             return 0.0;
         }
-        mass * (1.0 - p_any(p, window)) * p_two(p, per_part) / a * (1.0 - (1.0 - a).powf(flushes))
+        mass * (1.0 - p_any(p, window)) * p_two(p, per_part) / a
+            * (1.0 - (1.0 - a).powf(f_room))
+            * (1.0 - a).powf(flushes - f_room)
     });
     (hot, table)
 }
@@ -570,12 +596,10 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
         .max(1);
     let filler: Vec<u8> = (0..max_value).map(|i| (i * 31 % 251) as u8).collect();
     let keys_loaded = load_ops.len() as u64;
-    for chunk in load_ops.chunks(1000) {
-        let mut b = tierkv::WriteBatch::with_capacity(chunk.len());
-        for (k, vlen) in chunk {
-            b.put(k.clone(), filler[..*vlen].to_vec());
-        }
-        db.write_batch(&b)?;
+    // One put at a time: a batch reserves log room for its whole share of a shard, which would
+    // leave parts partly empty at these small log sizes.
+    for (k, vlen) in &load_ops {
+        db.put(k, &filler[..*vlen])?;
     }
     db.flush()?;
     let s0 = db.stats();

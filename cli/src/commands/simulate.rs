@@ -225,6 +225,9 @@ pub struct ValidateArgs {
     /// Store Bloom target.
     #[arg(long, default_value_t = 0.05)]
     pub bloom_fpr: f64,
+    /// Per-shard hot-file capacity as a multiple of the shard's loaded data bytes.
+    #[arg(long, default_value_t = 4.0)]
+    pub hot_capacity_factor: f64,
     /// Largest accepted relative error.
     #[arg(long, default_value_t = 0.15)]
     pub tolerance: f64,
@@ -423,10 +426,10 @@ pub fn run(args: &SimulateArgs, json: bool) -> Result<i32> {
                 shards: a.shards,
                 log_capacity_bytes: a.log_capacity,
                 bloom_fpr: a.bloom_fpr,
+                hot_capacity_factor: a.hot_capacity_factor,
                 tolerance: a.tolerance,
                 seed: a.seed,
                 dir: a.dir.clone(),
-                ..Default::default()
             };
             let r = tiersim::validate::run(&spec, &p)
                 .with_context(|| format!("validating {}", a.workload.display()))?;
