@@ -342,9 +342,9 @@ mod tests {
             "{}",
             r.measured_fpr_zero_seed
         );
-        // The engine's 2× headroom: 19.2 bits per key right after a rebuild.
+        // The engine's headroom: more bits per key right after a rebuild (1.5×: 14.4 bits, ~0.13 %).
         assert!(
-            r.engine_fpr_after_rebuild < 0.001,
+            r.engine_fpr_after_rebuild > 0.0 && r.engine_fpr_after_rebuild < 0.5 * r.measured_fpr,
             "{}",
             r.engine_fpr_after_rebuild
         );
