@@ -18,7 +18,7 @@ use crate::workload::Workload;
 /// Service targets and provisioning limits.
 #[derive(Clone, Debug, Serialize)]
 pub struct Targets {
-    /// Mean HDD random-read response target, seconds (M/M/1 on the QD1 latency).
+    /// Mean HDD random-read response target, seconds (M/M/c, see `DeviceProfile::read_response_s`).
     pub hdd_read_latency_s: f64,
     /// Mean SSD random-read response target, seconds.
     pub ssd_read_latency_s: f64,
@@ -197,11 +197,12 @@ pub fn evaluate(
 
     // Drives.
     let ceil = |x: f64| x.ceil().max(1.0) as u32;
-    let ssd_util = ssd.utilisation_for_latency(t.ssd_read_latency_s, t.max_utilisation);
-    let hdd_util = hdd.utilisation_for_latency(t.hdd_read_latency_s, t.max_utilisation);
-    let feasible = ssd_util > 0.0 && hdd_util > 0.0;
+    // Reads each drive may take under its latency target and utilisation cap (M/M/c).
+    let ssd_rate = ssd.max_read_rate(t.ssd_read_latency_s, t.max_utilisation);
+    let hdd_rate = hdd.max_read_rate(t.hdd_read_latency_s, t.max_utilisation);
+    let feasible = ssd_rate > 0.0 && hdd_rate > 0.0;
     let ssd_cap = ceil(ssd_bytes.total / (ssd.capacity_bytes() * t.ssd_fill_limit));
-    let ssd_perf = ceil(ssd_reads / (ssd.random_read_iops * ssd_util.max(1e-9)));
+    let ssd_perf = ceil(ssd_reads / ssd_rate.max(1e-9));
     // Endurance: drives whose rated bytes cover the years asked (internal WA at the fill limit).
     let probe = lifetime::ssd_wear(ssd, 1, user_per_day, &wa, growth_bytes_per_day, 0.0);
     let per_day_at_limit = (user_per_day * (wa.log + wa.meta)
@@ -212,8 +213,10 @@ pub fn evaluate(
     let ssds = ssd_cap.max(ssd_perf).max(ssd_wear);
     let hdd_cap = ceil(hdd_bytes / (hdd.capacity_bytes() * t.hdd_fill_limit));
     let data_write_bps = w.user_write_bytes_per_sec() * wa.data;
-    let hdd_busy = hdd_reads / hdd.random_read_iops + data_write_bps / (hdd.seq_write_mb_s * 1e6);
-    let hdd_perf = ceil(hdd_busy / hdd_util.max(1e-9));
+    // Appending takes `write time` HDD-seconds per second; the rest of each drive's time serves reads:
+    // n (1 − write/n) rate ≥ reads ⇒ n ≥ reads / rate + write time / cap.
+    let write_time = data_write_bps / (hdd.seq_write_mb_s * 1e6);
+    let hdd_perf = ceil(hdd_reads / hdd_rate.max(1e-9) + write_time / t.max_utilisation);
     let hdds = hdd_cap.max(hdd_perf);
     let cost = ssds as f64 * ssd.capacity_gb * ssd.price_per_gb
         + hdds as f64 * hdd.capacity_gb * hdd.price_per_gb;
