@@ -1,7 +1,7 @@
 //! Device profiles (`bench-data/devices/*.json`): what a drive can do and cost. Owns loading and checking
-//! the profile and the device-level models that need only the profile: rated endurance in bytes,
-//! the M/M/1 utilisation cap for a latency target, and the SSD's internal write amplification at a
-//! fill level. It knows nothing of the engine.
+//! the profile and the device-level models that need only the profile: rated endurance in bytes, the
+//! M/M/c queue that turns a latency target into a read rate, and the SSD's internal write
+//! amplification at a fill level. It knows nothing of the engine.
 
 use std::path::{Path, PathBuf};
 
@@ -171,7 +171,9 @@ impl DeviceProfile {
     /// channels; an HDD's command reordering): c ≈ 85 for a Gen4 NVMe SSD, 2 for a 7200 rpm HDD. Each
     /// server then serves at `IOPS / c`.
     pub fn read_servers(&self) -> f64 {
-        (self.random_read_iops * self.read_service_s()).floor().max(1.0)
+        (self.random_read_iops * self.read_service_s())
+            .floor()
+            .max(1.0)
     }
 
     /// Mean random-read response time at `rate` reads/s, M/M/c (Erlang C):
