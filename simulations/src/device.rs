@@ -77,13 +77,13 @@ impl DeviceProfile {
     /// Reads and checks a profile file.
     pub fn load(path: impl AsRef<Path>) -> Result<DeviceProfile> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-        let p: DeviceProfile = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let p: DeviceProfile = serde_json::from_str(&text).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         p.check(path)?;
         Ok(p)
@@ -234,9 +234,9 @@ impl DeviceProfile {
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<DeviceProfile>> {
     let dir = dir.as_ref();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
+        .map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))

@@ -479,9 +479,9 @@ impl Plan {
 
     /// Writes `report.md` and the SVG plots into `dir` (created if missing).
     pub fn write_report(&self, dir: &Path, ssd: &DeviceProfile) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         let mut charts = vec![
             ("shards.svg", shard_chart(&self.shards)),
@@ -518,7 +518,7 @@ impl Plan {
         md += "\n## Lifetime\n\n![lifetime](lifetime.svg)\n\n";
         md += &fence(self.ratio.best.wear.table() + "\n" + &self.ratio.best.hdd.table());
         let path = dir.join("report.md");
-        std::fs::write(&path, md).map_err(|source| Error::Io { path, source })
+        std::fs::write(&path, md).map_err(|cause| Error::Io { path, cause })
     }
 }
 

@@ -556,9 +556,9 @@ pub fn run(spec: &WorkloadSpec, p: &ValidateParams) -> Result<ValidateReport> {
     let dir = match &p.dir {
         Some(d) => d.clone(),
         None => {
-            tmp = tempfile::tempdir().map_err(|source| crate::Error::Io {
+            tmp = tempfile::tempdir().map_err(|cause| crate::Error::Io {
                 path: std::env::temp_dir(),
-                source,
+                cause,
             })?;
             tmp.path().join("store")
         }

@@ -227,13 +227,13 @@ impl WorkloadSpec {
     /// Reads and checks a spec; a `trace` path is resolved against the spec's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<WorkloadSpec> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-        let mut spec: WorkloadSpec = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let mut spec: WorkloadSpec = serde_json::from_str(&text).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         if let Some(t) = &spec.trace {
             if t.is_relative() {
@@ -596,9 +596,9 @@ impl OpStream {
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<(PathBuf, WorkloadSpec)>> {
     let dir = dir.as_ref();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
+        .map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
