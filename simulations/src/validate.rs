@@ -791,6 +791,15 @@ mod tests {
     }
 
     #[test]
+    fn trace_replay_matches_the_model() {
+        let spec = WorkloadSpec::load(shipped_dir().join("trace-sample.json")).unwrap();
+        let r = run(&spec, &ValidateParams::default()).unwrap();
+        assert_eq!((r.keys, r.ops), (1000, 9000));
+        assert!(r.figures.len() >= 6, "{}", r.table());
+        assert!(r.passed, "{}", r.table());
+    }
+
+    #[test]
     fn ycsb_a_small_run_matches_the_model() {
         let spec = WorkloadSpec::load(shipped_dir().join("ycsb-a.json")).unwrap();
         let r = run(
