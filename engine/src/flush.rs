@@ -32,6 +32,8 @@ use crate::shard::{LogPart, Shard, Snapshot, REWRITTEN};
 use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
+/// A Bloom filter whose estimated false-positive rate passes `bloom_fpr × FPR_SLACK` is rebuilt.
+pub(crate) const FPR_SLACK: f64 = 1.2;
 
 /// What only the flush writes: the value files' append side and the index file.
 #[derive(Debug)]
@@ -223,7 +225,7 @@ pub(crate) fn flush_part(
     let put_bytes: u64 = pending
         .iter()
         .filter(|p| p.kind == RecordKind::Put)
-        .map(|p| (page::ENTRY_HEADER + 6 + p.key.len()) as u64)
+        .map(|p| (page::DIR_BYTES + page::ENTRY_HEADER + 6 + p.key.len()) as u64)
         .sum();
     let mut bits = old.bucket_bits;
     let room = |bits: u32| PAGE_PAYLOAD as f64 * (1u64 << bits) as f64 * opts.table_max_load;
@@ -263,18 +265,18 @@ pub(crate) fn flush_part(
     };
     let (page_map, free_slots, index_slots, overflow_pages, index_file) = if rebuild {
         // Every surviving entry, re-bucketed.
-        let mut all: Vec<(u32, &[u8], Loc)> =
+        let mut all: Vec<(u32, &[u8], Loc, u8)> =
             Vec::with_capacity(old.table_keys as usize + pending.len());
         for b in 0..old.page_map.len() as u32 {
             snap.for_each_page(b, |_, page| {
-                for (k, loc) in page::entries(page) {
+                for (k, loc, fp) in page::entries(page) {
                     let nb = KeyHash::of(k).bucket(bits);
                     match find_pending(&pending, nb, k) {
                         Some(i) => {
                             pending[i].existed = true;
                             delta.drop_old(k, &loc);
                         }
-                        None => all.push((nb, k, loc)),
+                        None => all.push((nb, k, loc, fp)),
                     }
                 }
                 Ok(true)
@@ -282,7 +284,7 @@ pub(crate) fn flush_part(
         }
         for p in &pending {
             if let Some(loc) = p.loc {
-                all.push((p.bucket, p.key, loc));
+                all.push((p.bucket, p.key, loc, page::fingerprint(p.hash)));
                 delta.add_new(p.key, &loc);
             }
         }
@@ -295,7 +297,7 @@ pub(crate) fn flush_part(
             page::encode_bucket(
                 group[0].0,
                 generation,
-                group.iter().map(|e| (e.1, e.2)),
+                group.iter().map(|e| (e.1, e.2, e.3)),
                 || {
                     next += 1;
                     next - 1
@@ -330,25 +332,25 @@ pub(crate) fn flush_part(
                     .iter()
                     .take_while(|p| p.bucket == b)
                     .count();
-            let mut merged: Vec<(&[u8], Loc)> = Vec::new();
+            let mut merged: Vec<(&[u8], Loc, u8)> = Vec::new();
             let mut old_pages = 0u64;
             snap.for_each_page(b, |slot, page| {
                 freed.push(slot);
                 old_pages += 1;
-                for (k, loc) in page::entries(page) {
+                for (k, loc, fp) in page::entries(page) {
                     match find_pending(&pending[start..end], b, k) {
                         Some(i) => {
                             pending[start + i].existed = true;
                             delta.drop_old(k, &loc);
                         }
-                        None => merged.push((k, loc)),
+                        None => merged.push((k, loc, fp)),
                     }
                 }
                 Ok(true)
             })?;
             for p in &pending[start..end] {
                 if let Some(loc) = p.loc {
-                    merged.push((p.key, loc));
+                    merged.push((p.key, loc, page::fingerprint(p.hash)));
                     delta.add_new(p.key, &loc);
                 }
             }
@@ -473,11 +475,10 @@ pub(crate) fn flush_part(
     }
 
     // Bloom filter: add the new keys, or rebuild when the table outgrew it.
-    let rebuild_filter = rebuild || table_keys > snap.filter.capacity;
-    let mut filter = if rebuild_filter {
-        // 1.5× headroom: DRAM stays ≤ 1.5 × 1.2 bytes per key at a 1 % target between rebuilds.
-        Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr)
-    } else {
+    // Add the new keys to a copy of the filter, unless the table outgrew it or deletes left so many
+    // stale bits that its estimated false-positive rate passed the target by `FPR_SLACK`: then rebuild
+    // it from the table's keys, sized 1.5× (DRAM ≤ 1.5 × 1.2 bytes per key at 1 % between rebuilds).
+    let grown_filter = (!rebuild && table_keys <= snap.filter.capacity).then(|| {
         let mut f = snap.filter.clone();
         for p in pending
             .iter()
@@ -487,12 +488,19 @@ pub(crate) fn flush_part(
         }
         f.removed += delta.keys_removed;
         f
-    };
+    });
+    let grown_filter = grown_filter.filter(|f| f.estimated_fpr() <= opts.bloom_fpr * FPR_SLACK);
+    let rebuild_filter = grown_filter.is_none();
+    let mut filter = grown_filter
+        .unwrap_or_else(|| Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr));
+    if rebuild_filter {
+        counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
     let mut new_snap = snapshot(fl, ckpt.clone(), filter.clone(), Arc::new(verified))?;
     if rebuild_filter {
         for b in 0..new_snap.ckpt.page_map.len() as u32 {
             new_snap.for_each_page(b, |_, page| {
-                for (k, _) in page::entries(page) {
+                for (k, _, _) in page::entries(page) {
                     filter.insert(KeyHash::of(k).0);
                 }
                 Ok(true)

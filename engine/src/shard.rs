@@ -177,7 +177,7 @@ impl Snapshot {
         let mut found = None;
         self.for_each_page(bucket, |_, page| {
             counters.read(Tier::Index, PAGE_SIZE);
-            found = page::find(page, key);
+            found = page::find(page, key, hash);
             Ok(found.is_none())
         })?;
         Ok(found)

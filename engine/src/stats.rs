@@ -57,6 +57,7 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     pub pages_written: AtomicU64,
     pub table_growths: AtomicU64,
+    pub bloom_rebuilds: AtomicU64,
     /// Bytes written per tier before this session (from the checkpoint).
     pub written_before: [AtomicU64; TIERS],
 }
@@ -261,6 +262,8 @@ pub struct ShardStats {
     pub bloom_false_positives: u64,
     /// Global-table rebuilds into more buckets.
     pub table_growths: u64,
+    /// Bloom filter rebuilds (outgrown, or too many stale bits after deletes).
+    pub bloom_rebuilds: u64,
     /// Probe-length statistics of the active log table.
     pub log_probe_mean: f64,
     /// Longest probe of the active log table.
