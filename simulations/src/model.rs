@@ -4,8 +4,8 @@
 //! I/O and no device knowledge.
 //!
 //! Format facts used (engine defaults): 4 KiB pages with a 32-byte header; a global-table entry is a
-//! 12-byte header (key_len u16, value_len u32, data offset 6 bytes), an optional 6-byte hot offset and
-//! the key; a log record is a 19-byte header (crc32, kind, key_len u16, value_len u32, sequence u64)
+//! 3-byte directory slot (fingerprint, offset), a 12-byte header (key_len u16, value_len u32, data
+//! offset 6 bytes), an optional 6-byte hot offset and the key; a log record is a 19-byte header (crc32, kind, key_len u16, value_len u32, sequence u64)
 //! plus key and value; a data-file value record is a 4-byte CRC plus the value; the bucket count of a shard is the
 //! smallest power of two keeping entry bytes ÷ primary-page payload ≤ `table_max_load`.
 
@@ -21,6 +21,8 @@ pub const PAGE_HEADER: f64 = 32.0;
 pub const PAGE_PAYLOAD: f64 = PAGE_SIZE - PAGE_HEADER;
 /// Entry header bytes (key_len u16, value_len u32, data offset 6 bytes).
 pub const ENTRY_HEADER: f64 = 12.0;
+/// Page-directory bytes per entry (one-byte fingerprint, two-byte offset: `engine/src/page.rs`).
+pub const DIR_BYTES: f64 = 3.0;
 /// Extra bytes of an entry with a hot-file offset.
 pub const HOT_OFFSET: f64 = 6.0;
 /// Log record header bytes (crc32, kind, key_len u16, value_len u32, sequence number u64:
@@ -30,6 +32,9 @@ pub const LOG_HEADER: f64 = 19.0;
 pub const DATA_HEADER: f64 = 4.0;
 /// `Filter::new(table_keys × 1.5, fpr)` in the engine's flush (`engine/src/flush.rs`).
 pub const BLOOM_HEADROOM: f64 = 1.5;
+/// The engine rebuilds a filter whose estimated rate passes the target by this factor
+/// (`FPR_SLACK` in `engine/src/flush.rs`).
+pub const BLOOM_FPR_SLACK: f64 = 1.2;
 /// Page-map bytes per bucket in a checkpoint.
 pub const PAGE_MAP_BYTES: f64 = 4.0;
 
@@ -65,9 +70,15 @@ impl Default for EngineConfig {
     }
 }
 
-/// Bytes of one global-table entry.
+/// Page bytes of one global-table entry, its directory slot included.
 pub fn entry_bytes(key_bytes: f64, hot: bool) -> f64 {
-    ENTRY_HEADER + key_bytes + if hot { HOT_OFFSET } else { 0.0 }
+    DIR_BYTES + ENTRY_HEADER + key_bytes + if hot { HOT_OFFSET } else { 0.0 }
+}
+
+/// What the engine's growth check charges per put in a flushed log part (as if it were a new entry
+/// with a hot copy: `engine/src/flush.rs` step 2).
+pub fn growth_entry_bytes(key_bytes: f64) -> f64 {
+    entry_bytes(key_bytes, true)
 }
 
 /// Entries of mean size `entry` that fit a page.
@@ -297,7 +308,7 @@ mod tests {
         );
         // One flush into an empty table writes every bucket's chain once.
         let entry = entry_bytes(16.0, false);
-        let grown = ENTRY_HEADER + HOT_OFFSET + 16.0; // the growth check's per-put estimate
+        let grown = growth_entry_bytes(16.0);
         let buckets = buckets_for(keys as f64, grown, 0.75);
         assert_eq!(st.per_shard[0].buckets as f64, buckets);
         assert!(st.tiers.index.write_bytes as f64 >= buckets * PAGE_SIZE);
@@ -311,7 +322,7 @@ mod tests {
 
     #[test]
     fn buckets_double_at_the_load_threshold() {
-        let e = entry_bytes(24.0, false); // 36 bytes
+        let e = entry_bytes(24.0, false); // 39 bytes
         let per_bucket = 0.75 * PAGE_PAYLOAD / e; // 84.67 entries at load 0.75
         assert_eq!(buckets_for(per_bucket * 1024.0 - 1.0, e, 0.75), 1024.0);
         assert_eq!(buckets_for(per_bucket * 1024.0 + 1.0, e, 0.75), 2048.0);
