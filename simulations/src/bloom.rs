@@ -66,6 +66,12 @@ pub struct Rebuild {
     /// The filter's false-positive rate when it is rebuilt at the best interval: a rebuild trigger
     /// for the engine ("rebuild when the estimated rate passes this").
     pub fpr_at_rebuild: Option<f64>,
+    /// Device-seconds per second at the best interval.
+    pub best_cost: Option<f64>,
+    /// The engine's own trigger (`BLOOM_FPR_SLACK` × target): the interval it gives, seconds.
+    pub engine_interval_s: Option<f64>,
+    /// Device-seconds per second at the engine's interval.
+    pub engine_cost: Option<f64>,
     /// `(interval s, device-seconds per second)` over a geometric sweep.
     pub curve: Vec<(f64, f64)>,
 }
@@ -224,12 +230,14 @@ pub fn simulate(p: &BloomParams) -> Result<BloomReport> {
 }
 
 /// The rebuild interval minimising `rebuild_cost / T + (1/T) ∫₀ᵀ absent_rate · fpr(t) · page_cost dt`
-/// where `fpr(t)` is the formula with `keys + churn · t` keys in a filter sized for `keys` (the growth
-/// curve shows the formula tracks the real filter). Swept over 200 geometric steps from one minute
+/// where `fpr(t)` is the formula with `keys + churn · t` keys in a filter sized, as the engine does,
+/// for `headroom × keys` (the growth curve shows the formula tracks the real filter). Also the
+/// interval the engine's own trigger gives, and its cost. Swept over 200 geometric steps from one minute
 /// to ten years; the integral by Simpson's rule.
 pub fn rebuild_interval(r: &RebuildInputs, keys: u64, fpr: f64) -> Rebuild {
     let n = keys.max(1) as f64;
-    let (bytes, k) = crate_sizing(keys, fpr);
+    // A rebuilt filter is sized with the engine's headroom over the keys it holds.
+    let (bytes, k) = crate_sizing((n * crate::model::BLOOM_HEADROOM) as u64, fpr);
     let m_bits = bytes as f64 * 8.0;
     let rebuild_cost_s = n * r.index_bytes_per_key / r.seq_read_bytes_per_sec;
     let rate_at = |t: f64| fpr_formula(n + r.churn_keys_per_sec * t, m_bits, k);
@@ -259,6 +267,20 @@ pub fn rebuild_interval(r: &RebuildInputs, keys: u64, fpr: f64) -> Rebuild {
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .filter(|&(t, _)| t < t1)
     };
+    // The engine rebuilds when the estimate passes slack × target: bisect the time that takes.
+    let trigger = fpr * crate::model::BLOOM_FPR_SLACK;
+    let engine_interval_s = (r.churn_keys_per_sec > 0.0 && rate_at(t1) > trigger).then(|| {
+        let (mut lo, mut hi) = (0.0, t1);
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if rate_at(mid) < trigger {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi.max(1.0)
+    });
     Rebuild {
         churn_keys_per_sec: r.churn_keys_per_sec,
         absent_gets_per_sec: r.absent_gets_per_sec,
@@ -266,6 +288,9 @@ pub fn rebuild_interval(r: &RebuildInputs, keys: u64, fpr: f64) -> Rebuild {
         page_read_cost_s: r.page_read_cost_s,
         best_interval_s: best.map(|b| b.0),
         fpr_at_rebuild: best.map(|b| rate_at(b.0)),
+        best_cost: best.map(|b| b.1),
+        engine_interval_s,
+        engine_cost: engine_interval_s.map(cost),
         curve,
     }
 }
@@ -303,6 +328,18 @@ impl BloomReport {
                     )
                 }
                 _ => s += "  no churn or no absent reads: rebuilding never pays\n",
+            }
+            if let (Some(t), Some(c)) = (r.engine_interval_s, r.engine_cost) {
+                s += &format!(
+                    "  the engine's trigger ({} × target) rebuilds every {}: {:.3e} device-s/s{}\n",
+                    crate::model::BLOOM_FPR_SLACK,
+                    crate::plan::human_duration(t),
+                    c,
+                    r.best_cost.map_or(String::new(), |b| format!(
+                        " vs {b:.3e} at the best interval ({:+.1} %)",
+                        (c / b - 1.0) * 100.0
+                    ))
+                );
             }
         }
         s
@@ -390,7 +427,19 @@ mod tests {
             0.01,
         );
         assert!(none.best_interval_s.is_none());
-        assert!(r.fpr_at_rebuild.unwrap() > 0.01);
+        assert!(none.engine_interval_s.is_none());
+        // The best trigger lies above the rate of a fresh filter (sized with headroom).
+        let (b0, k0) = crate_sizing(15_000_000, 0.01);
+        assert!(r.fpr_at_rebuild.unwrap() > fpr_formula(1e7, b0 as f64 * 8.0, k0));
+        // The best interval costs no more than the engine's fixed trigger (it is one of the options
+        // the sweep could have picked, up to the sweep's grid).
+        let (e, b) = (r.engine_cost.unwrap(), r.best_cost.unwrap());
+        assert!(b <= e * 1.001, "best {b} engine {e}");
+        // The engine's trigger is reached when the formula passes 1.2 × target.
+        let t_e = r.engine_interval_s.unwrap();
+        let (bytes, k) = crate_sizing(15_000_000, 0.01);
+        let at = fpr_formula(10_000_000.0 + 100.0 * t_e, bytes as f64 * 8.0, k);
+        assert!((at - 0.012).abs() < 1e-6, "{at}");
     }
 
     #[test]
