@@ -117,6 +117,8 @@ impl Default for ShardParams {
 pub struct ShardReport {
     /// Keys.
     pub keys: u64,
+    /// Keys hashed per Monte Carlo trial (the `mc_*` and `formula_at_mc_keys` columns).
+    pub mc_keys: u64,
     /// The sweep.
     pub points: Vec<ShardPoint>,
     /// The recommended count: the smallest acceptable one.
@@ -292,6 +294,7 @@ pub fn simulate(w: &Workload, p: &ShardParams) -> Result<ShardReport> {
     });
     Ok(ShardReport {
         keys: w.keys,
+        mc_keys: p.mc_keys,
         points,
         recommended,
         reason,
@@ -305,8 +308,8 @@ impl ShardReport {
     pub fn table(&self) -> String {
         use crate::plan::human_bytes as hb;
         let mut s = format!(
-            "Shards for {} keys\n shards  keys/shard    bytes/shard  E[max dev]  MC dev (formula)     index/shard  DRAM/shard  DRAM total  flush pages  ok\n",
-            self.keys
+            "Shards for {} keys (E[max dev] at that count; MC = Monte Carlo with the engine's hash over {} keys per trial, next to the formula at {} keys)\n shards  keys/shard    bytes/shard  E[max dev]  MC dev (formula)     index/shard  DRAM/shard  DRAM total  flush pages  ok\n",
+            self.keys, self.mc_keys, self.mc_keys
         );
         for p in &self.points {
             s += &format!(
