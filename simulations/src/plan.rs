@@ -114,6 +114,11 @@ pub struct Recommended {
     pub ssd_years_to_wear_out: f64,
     /// DRAM for filters, page maps and log tables.
     pub dram_bytes: f64,
+    /// The same store if the hot file serves nothing — where the engine's current append-only,
+    /// never-evicting hot file ends up once it is full (`docs/simulations.md`, gaps): HDDs and cost.
+    pub without_hot_hdds: u32,
+    /// Cost of that configuration, dollars.
+    pub without_hot_cost: f64,
 }
 
 /// Everything `simulate plan` reports.
@@ -183,6 +188,7 @@ pub fn plan(
         table_max_load: cfg.table_max_load,
     })?;
     let rec_shard = &shard_report.points[shard_report.recommended.trailing_zeros() as usize];
+    let cold = ratio::evaluate(w, ssd, hdd, &cfg, &p.targets, 0.0);
     let rebuild = bloom_report.rebuild.as_ref();
     let recommended = Recommended {
         shards: cfg.shards,
@@ -203,6 +209,8 @@ pub fn plan(
         cost: best.cost,
         ssd_years_to_wear_out: best.wear.years_to_wear_out,
         dram_bytes: rec_shard.dram_total,
+        without_hot_hdds: cold.hdds,
+        without_hot_cost: cold.cost,
     };
     Ok(Plan {
         workload: w.clone(),
@@ -474,6 +482,11 @@ impl Plan {
             r.ssd_years_to_wear_out
         );
         let _ = writeln!(s, "  DRAM                 {}", human_bytes(r.dram_bytes));
+        let _ = writeln!(
+            s,
+            "  without a serving hot file (the engine's fill-once hot file, long run): {} HDDs, ${:.0}",
+            r.without_hot_hdds, r.without_hot_cost
+        );
         s
     }
 
