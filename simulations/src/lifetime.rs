@@ -19,7 +19,7 @@ pub struct SsdWear {
     pub user_bytes_per_day: f64,
     /// Engine WA per tier.
     pub engine_wa: TierWa,
-    /// Index bytes per day from table doublings (growth), whole store.
+    /// Index bytes per day from table rebuilds as the key count grows, whole store.
     pub growth_bytes_per_day: f64,
     /// Fill of each SSD (used ÷ capacity).
     pub fill: f64,

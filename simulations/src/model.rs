@@ -91,11 +91,27 @@ pub fn log_record_bytes(key_bytes: f64, value_bytes: f64) -> f64 {
     LOG_HEADER + key_bytes + value_bytes
 }
 
-/// Buckets of a shard holding `keys` entries of `entry` bytes: the smallest power of two with load
-/// ≤ `max_load` (at least 1).
+/// A table past `table_max_load` is rebuilt for this fraction of it (`engine/src/flush.rs`: load
+/// 2/3 of the maximum after the rebuild, so rebuilds are amortized).
+pub const REBUILD_LOAD_FRACTION: f64 = 2.0 / 3.0;
+
+/// The engine's bucket count for `entry_bytes` of entries at `load`: `⌈bytes / (4064 · load)⌉ ≥ 1`
+/// (any count: the bucket selector is a multiply-shift, not a mask).
+pub fn buckets_at_load(entry_bytes: f64, load: f64) -> f64 {
+    (entry_bytes / (PAGE_PAYLOAD * load)).ceil().max(1.0)
+}
+
+/// The load a growing table averages over its rebuild cycle: it runs from
+/// `REBUILD_LOAD_FRACTION × max_load` just after a rebuild up to `max_load`, linearly in the keys,
+/// so with keys growing steadily the time average is the midpoint.
+pub fn mean_load(max_load: f64) -> f64 {
+    max_load * (1.0 + REBUILD_LOAD_FRACTION) / 2.0
+}
+
+/// Buckets of a shard holding `keys` entries of `entry` bytes, for planning (no history): the count
+/// that puts the table at its cycle-average load [`mean_load`].
 pub fn buckets_for(keys: f64, entry: f64, max_load: f64) -> f64 {
-    let need = (keys * entry / (max_load * PAGE_PAYLOAD)).max(1.0);
-    2f64.powi(need.log2().ceil() as i32)
+    buckets_at_load(keys * entry, mean_load(max_load))
 }
 
 /// Table load (entry bytes ÷ primary-page payload) with `buckets` buckets.
@@ -309,7 +325,8 @@ mod tests {
         // One flush into an empty table writes every bucket's chain once.
         let entry = entry_bytes(16.0, false);
         let grown = growth_entry_bytes(16.0);
-        let buckets = buckets_for(keys as f64, grown, 0.75);
+        // One flush from the single initial bucket: rebuilt for 2/3 of the threshold load.
+        let buckets = buckets_at_load(keys as f64 * grown, 0.75 * REBUILD_LOAD_FRACTION);
         assert_eq!(st.per_shard[0].buckets as f64, buckets);
         assert!(st.tiers.index.write_bytes as f64 >= buckets * PAGE_SIZE);
         assert!(
@@ -321,13 +338,14 @@ mod tests {
     }
 
     #[test]
-    fn buckets_double_at_the_load_threshold() {
+    fn planning_buckets_sit_at_the_cycle_average_load() {
         let e = entry_bytes(24.0, false); // 39 bytes
-        let per_bucket = 0.75 * PAGE_PAYLOAD / e; // 84.67 entries at load 0.75
-        assert_eq!(buckets_for(per_bucket * 1024.0 - 1.0, e, 0.75), 1024.0);
-        assert_eq!(buckets_for(per_bucket * 1024.0 + 1.0, e, 0.75), 2048.0);
-        let l = table_load(per_bucket * 1024.0 + 1.0, e, 2048.0);
-        assert!((l - 0.375).abs() < 1e-3);
+        assert!((mean_load(0.75) - 0.625).abs() < 1e-12);
+        let keys = 1e8;
+        let b = buckets_for(keys, e, 0.75);
+        assert!((table_load(keys, e, b) - 0.625).abs() < 1e-6);
+        assert_eq!(buckets_at_load(1.0, 0.75), 1.0);
+        assert_eq!(buckets_at_load(0.0, 0.75), 1.0);
     }
 
     #[test]

@@ -15,6 +15,11 @@ use crate::model::{self, EngineConfig, TierWa};
 use crate::table::poisson_overflow;
 use crate::workload::Workload;
 
+/// Pages a growing table rewrites per added key, times `entries per page × max load`: a rebuild at
+/// load `L` onto 1.5× the buckets (load back to 2L/3) writes `1.5 B` pages after `B c L / 3` new keys,
+/// so `4.5 / (c L)` pages per key.
+const TABLE_GROWTH_PAGES_PER_KEY: f64 = 4.5;
+
 /// Service targets and provisioning limits.
 #[derive(Clone, Debug, Serialize)]
 pub struct Targets {
@@ -28,8 +33,8 @@ pub struct Targets {
     pub ssd_fill_limit: f64,
     /// Largest planned HDD fill.
     pub hdd_fill_limit: f64,
-    /// Fraction of data-file bytes that may be dead before compaction (space amplification
-    /// `1 / (1 − dead)`).
+    /// Fraction of data-file bytes that may be dead before compaction rewrites the file (the
+    /// engine's `compact_dead_fraction`; space amplification up to `1 / (1 − dead)`).
     pub data_dead_fraction: f64,
     /// Years the SSDs must last before wearing out.
     pub ssd_years: f64,
@@ -43,7 +48,7 @@ impl Default for Targets {
             max_utilisation: 0.7,
             ssd_fill_limit: 0.85,
             hdd_fill_limit: 0.9,
-            data_dead_fraction: 0.2,
+            data_dead_fraction: tierkv::Options::default().compact_dead_fraction,
             ssd_years: 5.0,
         }
     }
@@ -163,8 +168,8 @@ pub fn evaluate(
     }
     let user_per_day = w.user_write_bytes_per_sec() * 86400.0;
     let growth_keys_per_day = n * w.growth_per_day;
-    let growth_bytes_per_day =
-        growth_keys_per_day * 4.0 * model::PAGE_SIZE / (c as f64 * cfg.table_max_load);
+    let growth_bytes_per_day = growth_keys_per_day * TABLE_GROWTH_PAGES_PER_KEY * model::PAGE_SIZE
+        / (c as f64 * cfg.table_max_load);
 
     // Reads.
     let gets = w.gets_per_sec();

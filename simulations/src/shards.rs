@@ -88,7 +88,7 @@ pub struct ShardParams {
     pub threads: u32,
     /// Largest acceptable expected max deviation of shard key counts (the rebalance trigger).
     pub max_deviation: f64,
-    /// Largest acceptable global table per shard, bytes (a doubling rewrites one shard's table).
+    /// Largest acceptable global table per shard, bytes (a rebuild rewrites one shard's table).
     pub max_shard_index_bytes: f64,
     /// Keys hashed per Monte Carlo trial.
     pub mc_keys: u64,

@@ -3,10 +3,11 @@
 //! the hot-file hit ratio and the Bloom filter's false-positive rate, each with its relative error.
 //!
 //! The prediction ([`predict`]) never looks at the store: it walks the engine's rules (log parts of
-//! `log_capacity_bytes` flushed as soon as they fill, flush = newest record per key, bucket doubling
-//! on entry bytes, hot copies for keys rewritten within a log part, the filter re-sized with the
-//! engine's headroom on growth) with the expected values of [`crate::model`], per shard. [`run`] then
-//! drives the same workload through `tierkv::Db` and reads `Db::stats()`.
+//! `log_capacity_bytes` flushed as soon as they fill, flush = newest record per key, table rebuild
+//! when entry bytes pass the threshold, hot copies for keys rewritten within a log part, the filter
+//! re-sized with the engine's headroom on growth or when stale) with the expected values of
+//! [`crate::model`], per shard. [`run`] then drives the same workload through `tierkv::Db` and reads
+//! `Db::stats()`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -67,7 +68,7 @@ pub struct Figure {
     /// The model's value.
     pub predicted: f64,
     /// Lowest and highest prediction when the shards hold one log part of keys fewer or more: an
-    /// engine decision within that distance of its threshold (a filter rebuild, a table doubling)
+    /// engine decision within that distance of its threshold (a filter rebuild, a table rebuild)
     /// can go either way in a real run, and the range shows it.
     pub predicted_range: (f64, f64),
     /// The engine's counters.
@@ -165,7 +166,7 @@ pub struct PhasePrediction {
 struct ShardModel {
     table_keys: f64,
     entry_bytes: f64,
-    bits: u32,
+    buckets: f64,
     filter_capacity: f64,
     filter_inserted: f64,
     hot_used: f64,
@@ -198,7 +199,7 @@ struct FlushIn {
 
 impl Walk {
     fn buckets(&self) -> f64 {
-        (1u64 << self.s.bits) as f64
+        self.s.buckets
     }
 
     fn per_page(&self) -> u64 {
@@ -208,12 +209,15 @@ impl Walk {
     /// Applies a flush; returns (index bytes, data bytes, hot bytes) written.
     fn flush(&mut self, f: &FlushIn) -> (f64, f64, f64) {
         let growth_bytes = (f.puts + f.updated) * model::growth_entry_bytes(self.k);
-        let room = |bits: u32| model::PAGE_PAYLOAD * (1u64 << bits) as f64 * self.max_load;
-        let old_bits = self.s.bits;
-        while self.s.entry_bytes + growth_bytes > room(self.s.bits) && self.s.bits < 32 {
-            self.s.bits += 1;
+        // Past the threshold the table is rebuilt for 2/3 of it (never smaller).
+        let needed = self.s.entry_bytes + growth_bytes;
+        let rebuild = needed > model::PAGE_PAYLOAD * self.s.buckets * self.max_load;
+        if rebuild {
+            self.s.buckets = self.s.buckets.max(model::buckets_at_load(
+                needed,
+                self.max_load * model::REBUILD_LOAD_FRACTION,
+            ));
         }
-        let rebuild = self.s.bits != old_bits;
         let rec = model::DATA_HEADER + self.v;
         let data = (f.puts + f.updated) * rec;
         let hot_new = f
@@ -309,7 +313,7 @@ const GAUSS_HERMITE: [(f64, f64); 5] = [
 
 /// Predicts the figures of the load phase and the run phase for `keys` keys and `ops` operations.
 ///
-/// Shards hold Binomial(keys, 1/shards) keys, and the table's bucket doublings are thresholds, so a
+/// Shards hold Binomial(keys, 1/shards) keys, and the table's rebuilds are thresholds, so a
 /// small store's shards sit on different sides of one: the prediction averages the per-shard walk
 /// over shard sizes `n (1 + z σ)` with the five-point Gauss–Hermite rule (σ² = (1 − 1/S) / n).
 pub fn predict(
@@ -382,7 +386,7 @@ fn predict_scaled(
         s: ShardModel {
             table_keys: 0.0,
             entry_bytes: 0.0,
-            bits: 0,
+            buckets: 1.0,
             filter_capacity: 1024.0,
             filter_inserted: 0.0,
             hot_used: 0.0,
