@@ -186,6 +186,13 @@ fn kill_minus_nine_keeps_every_synced_write() {
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The test harness prints "test child_writer ... " before the first line of the child's
+                // own output, on the same line: look for the child's words anywhere in the line.
+                let line = ["synced ", "rebalancing ", "issued "]
+                    .iter()
+                    .filter_map(|w| line.find(w).map(|at| &line[at..]))
+                    .next()
+                    .unwrap_or("");
                 if let Some(n) = line.strip_prefix("synced ") {
                     let _ = tx.send((true, n.parse::<u64>().unwrap()));
                 } else if line.starts_with("rebalancing ") {
@@ -264,6 +271,9 @@ fn kill_minus_nine_keeps_every_synced_write() {
             report.problems
         );
         drop(db);
+        if std::env::var_os("TIERKV_KILL_VERBOSE").is_some() {
+            eprintln!("cycle {cycle}: acknowledged {acknowledged}, issued {issued}, recovered prefix {prefix}");
+        }
         // Continue the history from the recovered prefix.
         std::fs::write(path.join("next-op"), prefix.to_string()).unwrap();
         acknowledged = prefix;
