@@ -23,7 +23,7 @@ use crate::compaction::CompactReport;
 use crate::data::{read_value, VALUE_FILE_HEADER};
 use crate::error::{Error, IoContext, Result};
 use crate::flush::{self, Flusher};
-use crate::hash::{exact_log2, KeyHash};
+use crate::hash::KeyHash;
 use crate::io::{self, WriterLock};
 use crate::layout::ShardPaths;
 use crate::log::{LogSegment, RecordKind};
@@ -88,7 +88,10 @@ struct Inner {
     path: PathBuf,
     manifest: Manifest,
     opts: Arc<Options>,
-    shard_bits: u32,
+    /// Hash bits that index `route`.
+    route_bits: u32,
+    /// Top `route_bits` bits of a key's hash → index into `shards`.
+    route: Vec<u32>,
     shards: Vec<Shard>,
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
@@ -140,20 +143,13 @@ impl Db {
                         Some(d) => manifest::absolute(d)?,
                         None => PathBuf::from("hdd"),
                     },
+                    split: Vec::new(),
                 };
                 m.store(&path)?;
                 m
             }
         };
-        let shard_bits = exact_log2(manifest.shards as u64)
-            .filter(|b| *b <= 16)
-            .ok_or_else(|| {
-                Error::corruption(
-                    Manifest::path(&path),
-                    0,
-                    "shard count is not a power of two ≤ 65536",
-                )
-            })?;
+        let (route_bits, route) = manifest.routing(&path)?;
         let mut opts = opts;
         opts.shards = manifest.shards;
         opts.ssd_dir = Some(manifest.ssd_root(&path));
@@ -164,10 +160,13 @@ impl Db {
         // An unfinished rebalance's new layout, or the layout a finished one replaced.
         crate::rebalance::remove_other_layouts(&ssd_root, manifest.layout)?;
         crate::rebalance::remove_other_layouts(&hdd_root, manifest.layout)?;
-        let mut recovering = Vec::with_capacity(manifest.shards as usize);
-        for id in 0..manifest.shards {
-            let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, id);
-            recovering.push(recover_shard(id, paths, &opts)?);
+        let specs = manifest.shard_specs();
+        let ids: Vec<u32> = specs.iter().map(|s| s.id).collect();
+        crate::rebalance::remove_other_shards(&ssd_root, &hdd_root, manifest.layout, &ids)?;
+        let mut recovering = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, spec.id);
+            recovering.push(recover_shard(spec.id, paths, &opts)?);
         }
         let mut sync_point = SyncPoint::open(&path)?;
         let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts)?;
@@ -175,7 +174,8 @@ impl Db {
             manifest: manifest.clone(),
             path,
             opts: opts.clone(),
-            shard_bits,
+            route_bits,
+            route,
             shards,
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
@@ -224,7 +224,7 @@ impl Db {
 
     #[inline]
     fn shard_of(&self, hash: KeyHash) -> &Shard {
-        &self.inner.shards[hash.shard(self.inner.shard_bits) as usize]
+        &self.inner.shards[self.inner.shard_index(hash)]
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -313,7 +313,6 @@ impl Db {
             }
         }
         self.check_writable()?;
-        let bits = self.inner.shard_bits;
         let hashes: Vec<KeyHash> = batch.ops.iter().map(|op| KeyHash::of(op.key())).collect();
         // Bytes per touched shard (ascending shard order is also the lock order).
         let mut need: Vec<(u32, usize)> = Vec::new();
@@ -324,7 +323,7 @@ impl Db {
                     BatchOp::Put { value, .. } => value.len(),
                     BatchOp::Delete { .. } => 0,
                 };
-                per_shard[h.shard(bits) as usize] +=
+                per_shard[self.inner.shard_index(*h)] +=
                     crate::log::RECORD_HEADER + op.key().len() + value_len;
             }
             for (id, bytes) in per_shard.into_iter().enumerate() {
@@ -364,16 +363,19 @@ impl Db {
         // Prefetch the log-table slot a few operations ahead: each insert is a cache miss otherwise.
         const AHEAD: usize = 6;
         for h in hashes.iter().take(AHEAD) {
-            guards[slot_of(h.shard(bits))].active.table.prefetch(h.0);
+            guards[slot_of(self.inner.shard_index(*h) as u32)]
+                .active
+                .table
+                .prefetch(h.0);
         }
         for (i, (op, h)) in batch.ops.iter().zip(&hashes).enumerate() {
             if let Some(ahead) = hashes.get(i + AHEAD) {
-                guards[slot_of(ahead.shard(bits))]
+                guards[slot_of(self.inner.shard_index(*ahead) as u32)]
                     .active
                     .table
                     .prefetch(ahead.0);
             }
-            let shard_id = h.shard(bits);
+            let shard_id = self.inner.shard_index(*h) as u32;
             let shard = &self.inner.shards[shard_id as usize];
             let st = &mut guards[slot_of(shard_id)];
             let (kind, value) = match op {
@@ -598,6 +600,70 @@ impl Db {
         Ok((db, report))
     }
 
+    /// Splits one shard (its index in `stats().per_shard`) in two by the next bit of the key hash,
+    /// without rebuilding the others (hash-bit sharding, seed note 003), and returns the reopened
+    /// store. Crash-safe like [`Db::rebalance`]: the new halves are built beside the shard and the
+    /// manifest switch is the commit point.
+    pub fn split_shard(
+        mut self,
+        shard: u32,
+        progress: &dyn Progress,
+    ) -> Result<(Db, crate::RebalanceReport)> {
+        if shard as usize >= self.inner.shards.len() {
+            return Err(Error::InvalidArgument(format!(
+                "shard {shard} does not exist (the store has {})",
+                self.inner.shards.len()
+            )));
+        }
+        let before = self.stats().shard_key_max_deviation;
+        self.shutdown()?;
+        let inner = &self.inner;
+        let mut report = crate::rebalance::split(
+            &inner.path,
+            &inner.manifest,
+            &inner.shards,
+            shard as usize,
+            &inner.opts,
+            progress,
+        )?;
+        // The shard count in the options only matters when a store is created: the manifest wins.
+        let (path, opts) = (
+            inner.path.clone(),
+            Options {
+                shards: 1,
+                ..(*inner.opts).clone()
+            },
+        );
+        drop(self);
+        let db = Db::open(&path, opts)?;
+        report.max_deviation_before = before;
+        report.max_deviation_after = db.stats().shard_key_max_deviation;
+        Ok((db, report))
+    }
+
+    /// Applies the automatic rebalancing policy (`Options::auto_split_deviation`): while the largest
+    /// shard's key count passes the mean by more than that fraction, split it. Returns the store and
+    /// what was done.
+    pub fn maintain(self, progress: &dyn Progress) -> Result<(Db, Vec<crate::RebalanceReport>)> {
+        let policy = crate::RebalancePolicy {
+            max_deviation: self.inner.opts.auto_split_deviation,
+        };
+        let mut db = self;
+        let mut reports = Vec::new();
+        // Each split adds a shard; a bound keeps a pathological store from looping.
+        for _ in 0..64 {
+            match policy.choose(&db.stats()) {
+                Some(crate::RebalanceChoice::Split { shard }) => {
+                    let (next, report) = db.split_shard(shard, progress)?;
+                    db = next;
+                    reports.push(report);
+                }
+                None => break,
+            }
+        }
+        Ok((db, reports))
+    }
+
     /// A snapshot of every counter.
     pub fn stats(&self) -> Stats {
         let per_shard = self.inner.shards.iter().map(shard_stats).collect();
@@ -646,6 +712,12 @@ impl Drop for Db {
 }
 
 impl Inner {
+    /// Index in `shards` of the shard owning `hash`.
+    #[inline]
+    fn shard_index(&self, hash: KeyHash) -> usize {
+        self.route[hash.shard(self.route_bits) as usize] as usize
+    }
+
     /// Runs `f` on every shard, spread over one thread per core (shards share nothing, so their
     /// flushes run in parallel). Returns the first error.
     fn each_shard_parallel(&self, f: impl Fn(&Shard) -> Result<()> + Sync) -> Result<()> {

@@ -60,5 +60,5 @@ pub use error::{Error, Result};
 pub use manifest::FORMAT_VERSION;
 pub use options::{Options, SyncPolicy, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use page::PAGE_SIZE;
-pub use rebalance::RebalanceReport;
+pub use rebalance::{RebalanceChoice, RebalancePolicy, RebalanceReport};
 pub use stats::{DiskBytes, GetStats, ShardStats, Stats, TierStats, TiersStats};

@@ -25,6 +25,18 @@ pub(crate) struct Manifest {
     pub ssd_dir: PathBuf,
     /// HDD tier root; relative paths are relative to the store directory.
     pub hdd_dir: PathBuf,
+    /// The shards when they are not `shards` uniform ones (after a split), in routing order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<ShardSpec>,
+}
+
+/// A shard that owns the keys whose hash begins with the `depth` bits `prefix` (hash-bit sharding:
+/// splitting a shard gives each half one more bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ShardSpec {
+    pub id: u32,
+    pub prefix: u32,
+    pub depth: u8,
 }
 
 impl Manifest {
@@ -80,6 +92,60 @@ impl Manifest {
         io::atomic_write(&Self::path(store), &text)
     }
 
+    /// The shards in routing order: the split list, or `shards` uniform shards.
+    pub fn shard_specs(&self) -> Vec<ShardSpec> {
+        if !self.split.is_empty() {
+            return self.split.clone();
+        }
+        let depth = self.shards.trailing_zeros() as u8;
+        (0..self.shards)
+            .map(|i| ShardSpec {
+                id: i,
+                prefix: i,
+                depth,
+            })
+            .collect()
+    }
+
+    /// The routing table: entry `p` is the index (in [`Self::shard_specs`] order) of the shard owning
+    /// hashes whose top `bits` bits are `p`. Fails when the shards do not tile the hash space.
+    pub fn routing(&self, store: &Path) -> Result<(u32, Vec<u32>)> {
+        let specs = self.shard_specs();
+        let bad = |reason: String| Error::corruption(Manifest::path(store), 0, reason);
+        let bits = specs.iter().map(|s| s.depth as u32).max().unwrap_or(0);
+        if bits > 16 || specs.is_empty() || specs.len() != self.shards as usize {
+            return Err(bad(format!(
+                "{} shards of depth ≤ {bits} do not form a valid layout",
+                specs.len()
+            )));
+        }
+        let mut route = vec![u32::MAX; 1 << bits];
+        for (i, spec) in specs.iter().enumerate() {
+            let d = spec.depth as u32;
+            if d > bits || (spec.prefix as u64) >= 1u64 << d {
+                return Err(bad(format!(
+                    "shard {} has prefix {} at depth {d}",
+                    spec.id, spec.prefix
+                )));
+            }
+            let span = 1usize << (bits - d);
+            for slot in route
+                .iter_mut()
+                .skip(spec.prefix as usize * span)
+                .take(span)
+            {
+                if *slot != u32::MAX {
+                    return Err(bad(format!("shard {} overlaps another shard", spec.id)));
+                }
+                *slot = i as u32;
+            }
+        }
+        if route.contains(&u32::MAX) {
+            return Err(bad("the shards leave part of the hash space unowned".into()));
+        }
+        Ok((bits, route))
+    }
+
     /// The SSD root, resolved against the store directory.
     pub fn ssd_root(&self, store: &Path) -> PathBuf {
         store.join(&self.ssd_dir)
@@ -114,6 +180,7 @@ mod tests {
             shards: 4,
             ssd_dir: "ssd".into(),
             hdd_dir: "/mnt/hdd".into(),
+            split: Vec::new(),
         };
         m.store(dir.path()).unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m.clone()));
@@ -124,6 +191,55 @@ mod tests {
         other.store(dir.path()).unwrap();
         let e = Manifest::load(dir.path()).unwrap_err();
         assert!(matches!(e, Error::FormatVersion { found: 99, .. }), "{e}");
+    }
+
+    #[test]
+    fn routing_of_uniform_and_split_layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest {
+            format_version: FORMAT_VERSION,
+            layout: 1,
+            shards: 4,
+            ssd_dir: "ssd".into(),
+            hdd_dir: "hdd".into(),
+            split: Vec::new(),
+        };
+        assert_eq!(m.routing(dir.path()).unwrap(), (2, vec![0, 1, 2, 3]));
+        // Shard 1 split in two: prefixes 0 (depth 2), 10 and 11 (depth 3), 2 and 3 (depth 2).
+        m.shards = 5;
+        m.split = vec![
+            ShardSpec {
+                id: 0,
+                prefix: 0,
+                depth: 2,
+            },
+            ShardSpec {
+                id: 4,
+                prefix: 2,
+                depth: 3,
+            },
+            ShardSpec {
+                id: 5,
+                prefix: 3,
+                depth: 3,
+            },
+            ShardSpec {
+                id: 2,
+                prefix: 2,
+                depth: 2,
+            },
+            ShardSpec {
+                id: 3,
+                prefix: 3,
+                depth: 2,
+            },
+        ];
+        assert_eq!(
+            m.routing(dir.path()).unwrap(),
+            (3, vec![0, 0, 1, 2, 3, 3, 4, 4])
+        );
+        m.split[2].prefix = 2; // overlap
+        assert!(m.routing(dir.path()).is_err());
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct Options {
     pub sync: SyncPolicy,
     /// `compact` rewrites a shard whose data file is at least this fraction dead (default 0.25).
     pub compact_dead_fraction: f64,
+    /// [`crate::Db::maintain`] splits the largest shard while its key count passes the mean by more
+    /// than this fraction (default 0.5; 0 turns the policy off).
+    pub auto_split_deviation: f64,
     /// Flush a full log on a background thread while a second log takes writes (default true).
     /// When false, the writer that fills a log flushes it itself.
     pub background_flush: bool,
@@ -66,6 +69,7 @@ impl Default for Options {
             table_max_load: 0.75,
             sync: SyncPolicy::Manual,
             compact_dead_fraction: 0.25,
+            auto_split_deviation: 0.5,
             background_flush: true,
             create_if_missing: true,
         }
