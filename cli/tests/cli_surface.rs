@@ -91,3 +91,32 @@ fn version() {
     let r = run_kvtool(None, &args(&["--version"]), None).expect(0);
     assert!(r.stdout_text().starts_with("kvtool "));
 }
+
+#[test]
+fn a_store_held_by_another_writer_is_a_runtime_error() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let s = Store::new();
+    s.run_stdin(&["-q", "load"], b"a\t1\n").expect(0);
+    // `batch` holds the store open while it waits for its script on stdin.
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_kvtool"))
+        .args(["--db", s.path().to_str().unwrap(), "batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = holder.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"op\":\"get\",\"key\":\"a\"}\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    // Once the first answer arrives, the holder has the store open.
+    let mut stdout = holder.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    let r = s.run_stdin(&["load"], b"b\t2\n").expect(2);
+    assert!(r.stderr_text().contains("locked"), "{}", r.stderr_text());
+    drop(stdin);
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
+    assert_eq!(s.keys(), ["a"]);
+}

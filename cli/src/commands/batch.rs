@@ -2,6 +2,8 @@
 //! are grouped into `WriteBatch`es between reads; each `get` first commits the writes before it, so it
 //! sees them, and answers with one JSON line on stdout. A bad line stops the script: operations before
 //! it are committed and synced, the line is named as `FILE:LINE:COLUMN: reason`, and the exit code is 3.
+//! Answers are flushed whenever the script has no complete line waiting, so `batch` also works as a
+//! coprocess that answers each get as soon as it is asked.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -54,10 +56,17 @@ pub fn run(a: &BatchArgs, g: &Global) -> anyhow::Result<u8> {
     let mut batch = WriteBatch::with_capacity(BATCH);
     let mut applied = 0u64;
     let mut bad = None;
-    while let Some((n, line)) = lines
-        .next_line()
-        .with_context(|| format!("cannot read {name}"))?
-    {
+    loop {
+        if !lines.has_buffered_line() {
+            // About to wait for input: let a coprocess see the answers so far.
+            out.flush()?;
+        }
+        let Some((n, line)) = lines
+            .next_line()
+            .with_context(|| format!("cannot read {name}"))?
+        else {
+            break;
+        };
         let text = match line {
             Line::TooLong => {
                 bad = Some(format!("{name}:{n}: line too long"));
