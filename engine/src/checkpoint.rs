@@ -33,6 +33,8 @@ pub(crate) struct Checkpoint {
     pub hot_end: u64,
     /// Log segments with a sequence number ≤ this are flushed.
     pub log_flushed_seq: u64,
+    /// Largest global record sequence number flushed into the table.
+    pub max_seq: u64,
     pub table_keys: u64,
     /// Bytes of keys and values of the table's entries.
     pub table_live_bytes: u64,
@@ -72,12 +74,13 @@ impl Checkpoint {
             self.bloom_capacity,
             self.bloom_inserted,
             self.bloom_removed,
+            self.max_seq,
         ];
         v.extend_from_slice(&self.written_total);
         v
     }
 
-    const FIXED_FIELDS: usize = 16 + TIERS;
+    const FIXED_FIELDS: usize = 17 + TIERS;
 
     pub fn encode(&self, shard: u32) -> Vec<u8> {
         let mut body = Vec::with_capacity(
@@ -169,7 +172,7 @@ impl Checkpoint {
         let bloom_len = le::u64_at(take(8)?, 0) as usize;
         let bloom = take(bloom_len)?.to_vec();
         let mut written_total = [0u64; TIERS];
-        written_total.copy_from_slice(&fixed[16..16 + TIERS]);
+        written_total.copy_from_slice(&fixed[17..17 + TIERS]);
         Ok(Checkpoint {
             generation: fixed[0],
             index_file: fixed[1],
@@ -187,6 +190,7 @@ impl Checkpoint {
             bloom_capacity: fixed[13],
             bloom_inserted: fixed[14],
             bloom_removed: fixed[15],
+            max_seq: fixed[16],
             written_total,
             page_map,
             free_slots,

@@ -31,6 +31,7 @@ use crate::options::{check_key, check_value, Options, SyncPolicy};
 use crate::page::{self, PAGE_SIZE};
 use crate::shard::{LogPart, Shard, ShardState, Snapshot};
 use crate::stats::{Counters, ShardStats, Stats, Tier, TiersStats};
+use crate::syncpoint::SyncPoint;
 
 /// Receives progress of long operations (check, compact, rebalance), e.g. to draw a progress bar.
 pub trait Progress: Send + Sync {
@@ -89,6 +90,7 @@ struct Inner {
     poisoned: AtomicBool,
     poison_reason: Mutex<String>,
     flusher_tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    sync_point: Mutex<SyncPoint>,
     _lock: WriterLock,
 }
 
@@ -156,11 +158,13 @@ impl Db {
         let opts = Arc::new(opts);
         let ssd_root = manifest.ssd_root(&path);
         let hdd_root = manifest.hdd_root(&path);
-        let mut shards = Vec::with_capacity(manifest.shards as usize);
+        let mut recovering = Vec::with_capacity(manifest.shards as usize);
         for id in 0..manifest.shards {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, id);
-            shards.push(open_shard(id, paths, opts.clone())?);
+            recovering.push(recover_shard(id, paths, &opts)?);
         }
+        let mut sync_point = SyncPoint::open(&path)?;
+        let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts)?;
         let inner = Arc::new(Inner {
             path,
             opts: opts.clone(),
@@ -169,6 +173,7 @@ impl Db {
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(String::new()),
             flusher_tx: Mutex::new(None),
+            sync_point: Mutex::new(sync_point),
             _lock: lock,
         });
         let mut db = Db {
@@ -236,7 +241,7 @@ impl Db {
             }
             None => {
                 let r = (|| {
-                    while shard.flush_oldest()? {}
+                    while shard.flush_oldest(&|| self.inner.sync_all())? {}
                     Ok(())
                 })();
                 self.poison(r)
@@ -250,12 +255,12 @@ impl Db {
         ops: impl Iterator<Item = (RecordKind, &'a [u8], &'a [u8], u64)>,
     ) -> Result<()> {
         self.check_writable()?;
-        let rotated = self.poison(shard.write(ops))?;
+        let rotated = self.poison(shard.write(ops, &|| self.inner.sync_all()))?;
         if rotated {
             self.after_rotation(shard)?;
         }
         if self.inner.opts.sync == SyncPolicy::EveryWrite {
-            self.poison(shard.sync())?;
+            self.poison(shard.sync_log())?;
         }
         Ok(())
     }
@@ -282,36 +287,91 @@ impl Db {
     }
 
     /// Applies a batch: every operation is validated first (an invalid one rejects the whole batch and
-    /// applies nothing), then the batch is applied shard by shard in its order within each shard. See
-    /// [`WriteBatch`] for what a crash leaves of it.
+    /// applies nothing). The batch takes one contiguous run of sequence numbers, in its order, while it
+    /// holds the locks of every shard it touches, so after a crash it is either whole or cut at an
+    /// operation boundary like any other stretch of the history (see [`WriteBatch`]).
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         for op in &batch.ops {
             check_key(op.key())?;
             if let BatchOp::Put { value, .. } = op {
                 check_value(value)?;
             }
         }
-        let mut routed: Vec<(u32, u64, usize)> = batch
-            .ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                let h = KeyHash::of(op.key());
-                (h.shard(self.inner.shard_bits), h.0, i)
-            })
-            .collect();
-        routed.sort_by_key(|r| r.0);
-        for group in routed.chunk_by(|a, b| a.0 == b.0) {
-            let shard = &self.inner.shards[group[0].0 as usize];
-            self.write_ops(
-                shard,
-                group.iter().map(|&(_, hash, i)| match &batch.ops[i] {
-                    BatchOp::Put { key, value } => {
-                        (RecordKind::Put, key.as_slice(), value.as_slice(), hash)
-                    }
-                    BatchOp::Delete { key } => (RecordKind::Delete, key.as_slice(), &[][..], hash),
-                }),
-            )?;
+        self.check_writable()?;
+        let bits = self.inner.shard_bits;
+        let hashes: Vec<KeyHash> = batch.ops.iter().map(|op| KeyHash::of(op.key())).collect();
+        // Bytes per touched shard (ascending shard order is also the lock order).
+        let mut need: Vec<(u32, usize)> = Vec::new();
+        {
+            let mut per_shard = vec![0usize; self.inner.shards.len()];
+            for (op, h) in batch.ops.iter().zip(&hashes) {
+                let value_len = match op {
+                    BatchOp::Put { value, .. } => value.len(),
+                    BatchOp::Delete { .. } => 0,
+                };
+                per_shard[h.shard(bits) as usize] +=
+                    crate::log::RECORD_HEADER + op.key().len() + value_len;
+            }
+            for (id, bytes) in per_shard.into_iter().enumerate() {
+                if bytes > 0 {
+                    need.push((id as u32, bytes));
+                }
+            }
+        }
+        let sync_all = || self.inner.sync_all();
+        let mut rotated = vec![false; need.len()];
+        let mut guards = loop {
+            for (i, &(id, bytes)) in need.iter().enumerate() {
+                let shard = &self.inner.shards[id as usize];
+                let (_, r) = self.poison(shard.make_room(shard.state.write(), bytes, &sync_all))?;
+                rotated[i] |= r;
+            }
+            let guards: Vec<_> = need
+                .iter()
+                .map(|&(id, _)| self.inner.shards[id as usize].state.write())
+                .collect();
+            if guards
+                .iter()
+                .zip(&need)
+                .all(|(g, &(_, bytes))| g.active.seg.fits(bytes))
+            {
+                break guards;
+            }
+        };
+        let slot_of = |shard: u32| {
+            need.binary_search_by_key(&shard, |n| n.0)
+                .expect("shard is in need")
+        };
+        let base = self.inner.shards[0]
+            .seq
+            .fetch_add(batch.ops.len() as u64, Ordering::Relaxed);
+        let mut result = Ok(());
+        for (i, (op, h)) in batch.ops.iter().zip(&hashes).enumerate() {
+            let shard_id = h.shard(bits);
+            let shard = &self.inner.shards[shard_id as usize];
+            let st = &mut guards[slot_of(shard_id)];
+            let (kind, value) = match op {
+                BatchOp::Put { value, .. } => (RecordKind::Put, value.as_slice()),
+                BatchOp::Delete { .. } => (RecordKind::Delete, &[][..]),
+            };
+            result = shard.append_locked(st, kind, op.key(), value, h.0, base + i as u64);
+            if result.is_err() {
+                break;
+            }
+        }
+        drop(guards);
+        self.poison(result)?;
+        for (i, &(id, _)) in need.iter().enumerate() {
+            let shard = &self.inner.shards[id as usize];
+            if rotated[i] {
+                self.after_rotation(shard)?;
+            }
+            if self.inner.opts.sync == SyncPolicy::EveryWrite {
+                self.poison(shard.sync_log())?;
+            }
         }
         Ok(())
     }
@@ -331,17 +391,14 @@ impl Db {
     /// Makes every write acknowledged before this call durable.
     pub fn sync(&self) -> Result<()> {
         self.check_writable()?;
-        for shard in &self.inner.shards {
-            self.poison(shard.sync())?;
-        }
-        Ok(())
+        self.poison(self.inner.sync_all())
     }
 
     /// Moves every log into the global tables now (and makes it durable).
     pub fn flush(&self) -> Result<()> {
         self.check_writable()?;
         for shard in &self.inner.shards {
-            self.poison(shard.flush_all())?;
+            self.poison(shard.flush_all(&|| self.inner.sync_all()))?;
         }
         Ok(())
     }
@@ -366,7 +423,7 @@ impl Db {
             for b in 0..snap.ckpt.page_map.len() as u32 {
                 let mut go_on = true;
                 snap.for_each_page(b, |_, p| {
-                    for (k, loc) in page::entries(p) {
+                    for (k, loc, _) in page::entries(p) {
                         if log_view.contains_key(k) {
                             continue;
                         }
@@ -450,7 +507,7 @@ impl Db {
         }
         self.check_writable()?;
         for shard in &self.inner.shards {
-            self.poison(shard.flush_all())?;
+            self.poison(shard.flush_all(&|| self.inner.sync_all()))?;
             let st = shard.state.read();
             let mut ckpt = st.snap.ckpt.clone();
             ckpt.bloom = st.snap.filter.to_bytes();
@@ -472,6 +529,20 @@ impl Drop for Db {
 }
 
 impl Inner {
+    /// Syncs every shard's log, then records the global sync point: every record numbered below it
+    /// is durable in every shard.
+    fn sync_all(&self) -> Result<()> {
+        let mut durable = u64::MAX;
+        for shard in &self.shards {
+            durable = durable.min(shard.sync_log()?);
+        }
+        let mut sp = self.sync_point.lock();
+        if durable > sp.value {
+            sp.store(durable)?;
+        }
+        Ok(())
+    }
+
     fn poison(&self, e: &Error) {
         let mut reason = self.poison_reason.lock();
         if !self.poisoned.swap(true, Ordering::AcqRel) {
@@ -490,7 +561,7 @@ fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
                 }
                 let shard = &inner.shards[id as usize];
                 loop {
-                    match shard.flush_oldest() {
+                    match shard.flush_oldest(&|| inner.sync_all()) {
                         Ok(true) => continue,
                         Ok(false) => break,
                         Err(e) => {
@@ -504,8 +575,25 @@ fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
     }
 }
 
-/// Opens (or creates) one shard and replays its unflushed log segments.
-fn open_shard(id: u32, paths: ShardPaths, opts: Arc<Options>) -> Result<Shard> {
+/// A replayed segment, its records `(offset, kind, seq)`, and the end of the bytes it held.
+type ReplayedSegment = (LogSegment, Vec<(u32, RecordKind, u64)>, u64);
+
+/// A shard between reading its files and becoming live: its replayed segments wait for the global
+/// cut (see `syncpoint.rs`).
+struct Recovering {
+    id: u32,
+    paths: ShardPaths,
+    fl: Flusher,
+    snap: Snapshot,
+    counters: Counters,
+    /// Replayed segments, oldest first, each with its records `(offset, kind, seq)` and the end of
+    /// the bytes it held (valid + torn).
+    segments: Vec<ReplayedSegment>,
+    next_log: u64,
+}
+
+/// Opens (or creates) one shard and replays its unflushed log segments (without applying them).
+fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recovering> {
     io::create_dir_durable(&paths.ssd)?;
     io::create_dir_durable(&paths.hdd)?;
     let ckpt = match Checkpoint::load(&paths.checkpoint(), id)? {
@@ -545,7 +633,7 @@ fn open_shard(id: u32, paths: ShardPaths, opts: Arc<Options>) -> Result<Shard> {
     let snap: Snapshot = flush::snapshot(&fl, ckpt, filter, verified)?;
 
     // Leftovers: segments already flushed, index files of other generations, temp files.
-    let mut segments = Vec::new();
+    let mut seqs = Vec::new();
     for entry in std::fs::read_dir(&paths.ssd).at(&paths.ssd)? {
         let entry = entry.at(&paths.ssd)?;
         let name = entry.file_name();
@@ -554,7 +642,7 @@ fn open_shard(id: u32, paths: ShardPaths, opts: Arc<Options>) -> Result<Shard> {
             if seq <= flushed_seq {
                 io::remove_if_exists(&entry.path())?;
             } else {
-                segments.push(seq);
+                seqs.push(seq);
             }
         } else if let Some(g) = ShardPaths::index_generation(name) {
             if g != snap.ckpt.index_file {
@@ -564,59 +652,175 @@ fn open_shard(id: u32, paths: ShardPaths, opts: Arc<Options>) -> Result<Shard> {
             io::remove_if_exists(&entry.path())?;
         }
     }
-    segments.sort_unstable();
+    seqs.sort_unstable();
 
-    let mut frozen: std::collections::VecDeque<Arc<LogPart>> = Default::default();
+    // Per shard, what survives is a prefix of its log: a torn tail (or a lost tail of an older
+    // segment, or a segment whose header never reached the disk) ends it.
+    let mut segments = Vec::new();
     let mut torn_seen = false;
-    let mut next_seq = flushed_seq + 1;
-    for seq in segments {
-        next_seq = next_seq.max(seq + 1);
+    let mut prev_valid: Option<u64> = None;
+    let mut next_log = flushed_seq + 1;
+    for seq in seqs {
+        next_log = next_log.max(seq + 1);
         let path = paths.log(seq);
-        if torn_seen {
-            // Written after a torn (never synced) record: not part of any synced prefix.
+        if torn_seen || LogSegment::never_written(&path)? {
             io::remove_if_exists(&path)?;
+            torn_seen = true;
             continue;
         }
         let mut records = Vec::new();
         let (seg, end) = LogSegment::replay(path.clone(), id, seq, |off, rec| {
-            records.push((off, rec.kind));
+            records.push((off, rec.kind, rec.seq));
             Ok(())
         })?;
-        torn_seen = end.torn_bytes > 0;
-        if records.is_empty() {
+        if prev_valid.is_some_and(|v| v < end.prev_len as u64) {
             drop(seg);
             io::remove_if_exists(&path)?;
+            torn_seen = true;
             continue;
         }
-        let mut part = LogPart::new(seg, records.len());
-        for (off, kind) in records {
-            let key = part.seg.key_at(off).to_vec();
-            let hash = KeyHash::of(&key).0;
-            let older = kind == RecordKind::Delete
-                && (frozen.iter().any(|p| p.lookup(&key, hash).is_some())
-                    || snap.filter.may_contain(hash));
-            part.index(off, kind, &key, hash, older);
-        }
-        frozen.push_back(Arc::new(part));
+        prev_valid = Some(end.valid_len);
+        torn_seen = end.torn_bytes > 0;
+        segments.push((seg, records, end.valid_len + end.torn_bytes));
     }
-    let active_seg =
-        LogSegment::create(paths.log(next_seq), id, next_seq, opts.log_capacity_bytes)?;
-    io::sync_dir(&paths.ssd)?;
-    let state = ShardState {
-        active: LogPart::new(active_seg, 1024),
-        frozen,
-        snap: Arc::new(snap),
-        next_seq: next_seq + 1,
-    };
-    Ok(Shard {
+    Ok(Recovering {
         id,
         paths,
-        state: RwLock::new(state),
-        flusher: Mutex::new(fl),
+        fl,
+        snap,
         counters,
-        dir_dirty: AtomicBool::new(false),
-        opts,
+        segments,
+        next_log,
     })
+}
+
+/// Cuts every recovering shard at the global history's durable prefix, applies what is kept, and
+/// makes the shards live. Returns the shards and the next global sequence number.
+fn finish_recovery(
+    mut shards: Vec<Recovering>,
+    sync_point: &mut SyncPoint,
+    opts: &Arc<Options>,
+) -> Result<(Vec<Shard>, u64)> {
+    let durable = sync_point.value;
+    let mut seqs: Vec<u64> = shards
+        .iter()
+        .flat_map(|r| r.segments.iter().flat_map(|s| s.1.iter().map(|rec| rec.2)))
+        .filter(|&s| s >= durable)
+        .collect();
+    seqs.sort_unstable();
+    let cut = crate::syncpoint::first_gap(&seqs, durable);
+    let mut next_seq = durable.max(cut);
+    for r in &shards {
+        next_seq = next_seq.max(r.snap.ckpt.max_seq + 1);
+        for (_, records, _) in &r.segments {
+            if let Some(last) = records.last() {
+                next_seq = next_seq.max(last.2 + 1);
+            }
+        }
+    }
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(next_seq));
+    let mut live = Vec::with_capacity(shards.len());
+    for r in shards.iter_mut() {
+        // Discard the suffix past the cut (a shard's records are in sequence order).
+        let mut keep = Vec::new();
+        let mut discarding = false;
+        for (mut seg, mut records, end) in r.segments.drain(..) {
+            if discarding {
+                let path = seg.path.clone();
+                drop(seg);
+                io::remove_if_exists(&path)?;
+                continue;
+            }
+            if let Some(first_bad) = records.iter().position(|rec| rec.2 >= cut) {
+                seg.discard_from(records[first_bad].0, end)?;
+                records.truncate(first_bad);
+                discarding = true;
+            }
+            // What we keep may still be only in the page cache: make it durable before the sync
+            // point moves past it.
+            io::sync_data(&seg.file(), &seg.path)?;
+            if records.is_empty() {
+                let path = seg.path.clone();
+                drop(seg);
+                io::remove_if_exists(&path)?;
+            } else {
+                keep.push((seg, records));
+            }
+        }
+        let mut frozen: std::collections::VecDeque<Arc<LogPart>> = Default::default();
+        for (seg, records) in keep {
+            let mut part = LogPart::new(seg, records.len());
+            for (off, kind, _) in records {
+                let key = part.seg.key_at(off).to_vec();
+                let hash = KeyHash::of(&key).0;
+                let older = kind == RecordKind::Delete
+                    && (frozen.iter().any(|p| p.lookup(&key, hash).is_some())
+                        || r.snap.filter.may_contain(hash));
+                part.index(off, kind, &key, hash, older);
+            }
+            frozen.push_back(Arc::new(part));
+        }
+        let prev_len = frozen.back().map_or(0, |p| p.seg.len() as u32);
+        let active_seg = LogSegment::create(
+            r.paths.log(r.next_log),
+            r.id,
+            r.next_log,
+            opts.log_capacity_bytes,
+            prev_len,
+        )?;
+        io::sync_dir(&r.paths.ssd)?;
+        let placeholder = Recovering::placeholder_snapshot(&r.snap);
+        let snap = std::mem::replace(&mut r.snap, placeholder);
+        live.push((
+            r.id,
+            r.paths.clone(),
+            snap,
+            active_seg,
+            frozen,
+            r.next_log + 1,
+        ));
+    }
+    let mut out = Vec::with_capacity(live.len());
+    for ((id, paths, snap, active_seg, frozen, next_log), r) in live.into_iter().zip(shards) {
+        let state = ShardState {
+            active: LogPart::new(active_seg, 1024),
+            frozen,
+            snap: Arc::new(snap),
+            next_seq: next_log,
+        };
+        out.push(Shard {
+            id,
+            paths,
+            state: RwLock::new(state),
+            flusher: Mutex::new(r.fl),
+            counters: r.counters,
+            dir_dirty: AtomicBool::new(false),
+            opts: opts.clone(),
+            seq: counter.clone(),
+        });
+    }
+    // Everything numbered below `next_seq` that survived is durable now (synced above).
+    if next_seq > sync_point.value {
+        sync_point.store(next_seq)?;
+    }
+    Ok((out, next_seq))
+}
+
+impl Recovering {
+    /// An empty stand-in used while moving the real snapshot out.
+    fn placeholder_snapshot(snap: &Snapshot) -> Snapshot {
+        Snapshot {
+            ckpt: Checkpoint::default(),
+            filter: Filter::new(1024, 0.01),
+            index_path: snap.index_path.clone(),
+            index_map: None,
+            verified: Arc::new(Vec::new()),
+            data_path: snap.data_path.clone(),
+            data_map: None,
+            hot_path: snap.hot_path.clone(),
+            hot_map: None,
+        }
+    }
 }
 
 fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
@@ -644,7 +848,7 @@ fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
                 report.problems.push(problem(reason));
                 break;
             }
-            for (k, loc) in page::entries(p) {
+            for (k, loc, _) in page::entries(p) {
                 let hash = KeyHash::of(k).0;
                 let mut check = |map: &Option<memmap2::Mmap>, path: &Path, off: u64| {
                     report.values_checked += 1;

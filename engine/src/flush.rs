@@ -198,11 +198,13 @@ pub(crate) fn flush_part(
     let generation = old.generation + 1;
 
     // 1. The part's newest record per key.
+    let mut max_seq = old.max_seq;
     let mut pending: Vec<Pending<'_>> = part
         .table
         .iter()
         .map(|(_, payload)| {
             let rec = part.seg.record(payload as u32);
+            max_seq = max_seq.max(rec.seq);
             let hash = KeyHash::of(rec.key).0;
             Pending {
                 hash,
@@ -221,7 +223,7 @@ pub(crate) fn flush_part(
     let put_bytes: u64 = pending
         .iter()
         .filter(|p| p.kind == RecordKind::Put)
-        .map(|p| (page::ENTRY_HEADER + 6 + p.key.len()) as u64)
+        .map(|p| (page::DIR_BYTES + page::ENTRY_HEADER + 6 + p.key.len()) as u64)
         .sum();
     let mut bits = old.bucket_bits;
     let room = |bits: u32| PAGE_PAYLOAD as f64 * (1u64 << bits) as f64 * opts.table_max_load;
@@ -261,18 +263,18 @@ pub(crate) fn flush_part(
     };
     let (page_map, free_slots, index_slots, overflow_pages, index_file) = if rebuild {
         // Every surviving entry, re-bucketed.
-        let mut all: Vec<(u32, &[u8], Loc)> =
+        let mut all: Vec<(u32, &[u8], Loc, u8)> =
             Vec::with_capacity(old.table_keys as usize + pending.len());
         for b in 0..old.page_map.len() as u32 {
             snap.for_each_page(b, |_, page| {
-                for (k, loc) in page::entries(page) {
+                for (k, loc, fp) in page::entries(page) {
                     let nb = KeyHash::of(k).bucket(bits);
                     match find_pending(&pending, nb, k) {
                         Some(i) => {
                             pending[i].existed = true;
                             delta.drop_old(k, &loc);
                         }
-                        None => all.push((nb, k, loc)),
+                        None => all.push((nb, k, loc, fp)),
                     }
                 }
                 Ok(true)
@@ -280,7 +282,7 @@ pub(crate) fn flush_part(
         }
         for p in &pending {
             if let Some(loc) = p.loc {
-                all.push((p.bucket, p.key, loc));
+                all.push((p.bucket, p.key, loc, page::fingerprint(p.hash)));
                 delta.add_new(p.key, &loc);
             }
         }
@@ -293,7 +295,7 @@ pub(crate) fn flush_part(
             page::encode_bucket(
                 group[0].0,
                 generation,
-                group.iter().map(|e| (e.1, e.2)),
+                group.iter().map(|e| (e.1, e.2, e.3)),
                 || {
                     next += 1;
                     next - 1
@@ -328,25 +330,25 @@ pub(crate) fn flush_part(
                     .iter()
                     .take_while(|p| p.bucket == b)
                     .count();
-            let mut merged: Vec<(&[u8], Loc)> = Vec::new();
+            let mut merged: Vec<(&[u8], Loc, u8)> = Vec::new();
             let mut old_pages = 0u64;
             snap.for_each_page(b, |slot, page| {
                 freed.push(slot);
                 old_pages += 1;
-                for (k, loc) in page::entries(page) {
+                for (k, loc, fp) in page::entries(page) {
                     match find_pending(&pending[start..end], b, k) {
                         Some(i) => {
                             pending[start + i].existed = true;
                             delta.drop_old(k, &loc);
                         }
-                        None => merged.push((k, loc)),
+                        None => merged.push((k, loc, fp)),
                     }
                 }
                 Ok(true)
             })?;
             for p in &pending[start..end] {
                 if let Some(loc) = p.loc {
-                    merged.push((p.key, loc));
+                    merged.push((p.key, loc, page::fingerprint(p.hash)));
                     delta.add_new(p.key, &loc);
                 }
             }
@@ -443,6 +445,7 @@ pub(crate) fn flush_part(
         data_end: fl.data.end(),
         hot_end: fl.hot.end(),
         log_flushed_seq: part.seg.seq,
+        max_seq,
         table_keys,
         table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
         entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,
@@ -472,7 +475,8 @@ pub(crate) fn flush_part(
     // Bloom filter: add the new keys, or rebuild when the table outgrew it.
     let rebuild_filter = rebuild || table_keys > snap.filter.capacity;
     let mut filter = if rebuild_filter {
-        Filter::new(table_keys.saturating_mul(2), opts.bloom_fpr)
+        // 1.5× headroom: DRAM stays ≤ 1.5 × 1.2 bytes per key at a 1 % target between rebuilds.
+        Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr)
     } else {
         let mut f = snap.filter.clone();
         for p in pending
@@ -488,7 +492,7 @@ pub(crate) fn flush_part(
     if rebuild_filter {
         for b in 0..new_snap.ckpt.page_map.len() as u32 {
             new_snap.for_each_page(b, |_, page| {
-                for (k, _) in page::entries(page) {
+                for (k, _, _) in page::entries(page) {
                     filter.insert(KeyHash::of(k).0);
                 }
                 Ok(true)

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -148,13 +148,6 @@ pub(crate) fn map_read(file: &File, path: &Path, len: u64) -> Result<Option<Mmap
     // lives.
     let map = unsafe { MmapOptions::new().len(len as usize).map(file) }.at(path)?;
     Ok(Some(map))
-}
-
-/// A writable shared map of the first `len` bytes of `file` (the log file, preallocated to `len`).
-pub(crate) fn map_write(file: &File, path: &Path, len: u64) -> Result<MmapMut> {
-    // SAFETY: log files are preallocated to `len` before mapping and written by this process only; the
-    // map is the only writer; other readers of the same file read only bytes already written.
-    unsafe { MmapOptions::new().len(len as usize).map_mut(file) }.at(path)
 }
 
 /// The store's writer lock: an exclusive `flock` on `<store>/LOCK`, held while the value lives.

@@ -38,6 +38,7 @@ mod options;
 mod page;
 mod shard;
 mod stats;
+mod syncpoint;
 
 pub use batch::{BatchOp, WriteBatch};
 pub use db::{CheckProblem, CheckReport, Db, NoProgress, Progress};

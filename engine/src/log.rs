@@ -6,17 +6,21 @@
 //! a checkpoint records that it was flushed.
 //!
 //! ```text
-//! header (32 bytes): magic "TKVLOG\0\0" | version u32 | shard u32 | seq u64 | reserved u32 | crc32 u32
-//! record:            crc32 u32 | kind u8 | key_len u16 | value_len u32 | key | value
+//! header (32 bytes): magic "TKVLOG\0\0" | version u32 | shard u32 | seq u64 | prev_len u32 | crc32 u32
+//! record:            crc32 u32 | kind u8 | key_len u16 | value_len u32 | seq u64 | key | value
 //! ```
-//! The record CRC covers the segment's `seq` (so a record from another segment never validates) and the
-//! record from `kind` to the end of the value.
+//! The record CRC covers the segment's number (so a record from another segment never validates) and
+//! the record from `kind` to the end of the value. `seq` is the record's global sequence number (see
+//! `syncpoint.rs`). `prev_len` is the final length of the previous segment
+//! of the shard when this one was started: recovery compares it with what it could read of that
+//! segment, so a lost tail of an older segment is noticed even when a newer segment survived.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use memmap2::MmapMut;
+use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 use crate::io::{self, le};
@@ -26,7 +30,7 @@ use crate::options::{MAX_KEY_LEN, MAX_VALUE_LEN};
 /// Bytes of the segment header.
 pub(crate) const LOG_HEADER: usize = 32;
 /// Bytes of a record header.
-pub(crate) const RECORD_HEADER: usize = 11;
+pub(crate) const RECORD_HEADER: usize = 19;
 const MAGIC: &[u8; 8] = b"TKVLOG\0\0";
 
 /// What a record does.
@@ -51,6 +55,7 @@ impl RecordKind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RecordRef<'a> {
     pub kind: RecordKind,
+    pub seq: u64,
     pub key: &'a [u8],
     pub value: &'a [u8],
 }
@@ -68,18 +73,26 @@ fn record_crc(seq: u64, body: &[u8]) -> u32 {
     h.finalize()
 }
 
-/// One log segment file, mapped for appends and reads.
+/// One log segment file. Appends go to a small buffer written out with `pwrite` (full pages, so the
+/// kernel never zero-fills a page it is about to overwrite); reads come from the buffer or from a
+/// read-only map of the file.
 #[derive(Debug)]
 pub(crate) struct LogSegment {
     pub seq: u64,
     pub path: PathBuf,
-    _file: File,
-    map: MmapMut,
+    file: Arc<File>,
+    map: Mmap,
     /// Append position (bytes used, header included).
     len: usize,
+    /// Records at `buf_start..len` are still in `buf`.
+    buf: Vec<u8>,
+    buf_start: usize,
     /// Bytes known durable.
     synced: AtomicUsize,
 }
+
+/// Buffered bytes past which an append writes the buffer out.
+const WRITE_OUT_BYTES: usize = 256 << 10;
 
 /// How replay of a segment ended.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -88,30 +101,53 @@ pub(crate) struct ReplayEnd {
     pub valid_len: u64,
     /// Bytes after the valid prefix that held a torn record (0 when the segment ended cleanly).
     pub torn_bytes: u64,
+    /// The previous segment's final length, as recorded in this segment's header.
+    pub prev_len: u32,
 }
 
 impl LogSegment {
     /// Creates segment `seq` of `capacity` bytes (preallocated).
-    pub fn create(path: PathBuf, shard: u32, seq: u64, capacity: u64) -> Result<LogSegment> {
+    pub fn create(
+        path: PathBuf,
+        shard: u32,
+        seq: u64,
+        capacity: u64,
+        prev_len: u32,
+    ) -> Result<LogSegment> {
         let file = io::create_rw(&path)?;
         io::preallocate(&file, &path, capacity)?;
-        let mut map = io::map_write(&file, &path, capacity)?;
+        let map = io::map_read(&file, &path, capacity)?.expect("capacity > 0");
         let mut header = [0u8; LOG_HEADER];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         header[12..16].copy_from_slice(&shard.to_le_bytes());
         header[16..24].copy_from_slice(&seq.to_le_bytes());
+        header[24..28].copy_from_slice(&prev_len.to_le_bytes());
         let crc = crc32fast::hash(&header[..28]);
         header[28..32].copy_from_slice(&crc.to_le_bytes());
-        map[..LOG_HEADER].copy_from_slice(&header);
+        let mut buf = Vec::with_capacity(WRITE_OUT_BYTES + 4096);
+        buf.extend_from_slice(&header);
         Ok(LogSegment {
             seq,
             path,
-            _file: file,
+            file: Arc::new(file),
             map,
             len: LOG_HEADER,
+            buf,
+            buf_start: 0,
             synced: AtomicUsize::new(0),
         })
+    }
+
+    /// True when the segment's header was never written (a crash right after the file was created):
+    /// nothing in it was ever written out, so it holds no record.
+    pub fn never_written(path: &Path) -> Result<bool> {
+        use std::io::Read;
+        let mut header = Vec::with_capacity(LOG_HEADER);
+        File::open(path)
+            .and_then(|f| f.take(LOG_HEADER as u64).read_to_end(&mut header))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(header.len() < LOG_HEADER || header.iter().all(|&b| b == 0))
     }
 
     /// Opens an existing segment and calls `visit(offset, record)` for every valid record in order.
@@ -132,7 +168,7 @@ impl LogSegment {
                 "log segment shorter than its header",
             ));
         }
-        let map = io::map_write(&file, &path, file_len)?;
+        let map = io::map_read(&file, &path, file_len)?.expect("length checked above");
         check_header(&map, &path, shard, seq)?;
         let mut at = LOG_HEADER;
         let end = loop {
@@ -145,6 +181,7 @@ impl LogSegment {
                     break ReplayEnd {
                         valid_len: at as u64,
                         torn_bytes: 0,
+                        prev_len: le::u32_at(&map, 24),
                     }
                 }
                 Parsed::Bad {
@@ -160,6 +197,7 @@ impl LogSegment {
                     break ReplayEnd {
                         valid_len: at as u64,
                         torn_bytes: torn as u64,
+                        prev_len: le::u32_at(&map, 24),
                     };
                 }
             }
@@ -169,9 +207,11 @@ impl LogSegment {
             LogSegment {
                 seq,
                 path,
-                _file: file,
+                file: Arc::new(file),
                 map,
                 len,
+                buf: Vec::new(),
+                buf_start: len,
                 synced: AtomicUsize::new(len),
             },
             end,
@@ -196,31 +236,56 @@ impl LogSegment {
 
     /// Appends a record; the caller has checked [`Self::fits`]. Returns the record's offset.
     #[inline]
-    pub fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) -> u32 {
+    pub fn append(&mut self, kind: RecordKind, key: &[u8], value: &[u8], seq: u64) -> Result<u32> {
         let at = self.len;
-        let total = record_len(key, value);
-        debug_assert!(self.fits(total));
-        let buf = &mut self.map[at..at + total];
-        buf[4] = kind as u8;
-        buf[5..7].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        buf[7..11].copy_from_slice(&(value.len() as u32).to_le_bytes());
-        buf[RECORD_HEADER..RECORD_HEADER + key.len()].copy_from_slice(key);
-        buf[RECORD_HEADER + key.len()..].copy_from_slice(value);
-        let crc = record_crc(self.seq, &buf[4..]);
-        buf[..4].copy_from_slice(&crc.to_le_bytes());
-        self.len += total;
-        at as u32
+        debug_assert!(self.fits(record_len(key, value)));
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0, 0, 0, kind as u8]);
+        self.buf
+            .extend_from_slice(&(key.len() as u16).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&seq.to_le_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+        let crc = record_crc(self.seq, &self.buf[start + 4..]);
+        self.buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+        self.len += self.buf.len() - start;
+        if self.buf.len() >= WRITE_OUT_BYTES {
+            self.write_out()?;
+        }
+        Ok(at as u32)
+    }
+
+    /// Writes buffered records to the file (not yet durable: see [`Self::sync`]).
+    pub fn write_out(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            io::write_all_at(&self.file, &self.path, &self.buf, self.buf_start as u64)?;
+            self.buf_start = self.len;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// The bytes from `at` to the end of the region (buffer or file) holding `at`.
+    #[inline]
+    fn bytes_from(&self, at: usize) -> &[u8] {
+        if at >= self.buf_start {
+            &self.buf[at - self.buf_start..]
+        } else {
+            &self.map[at..self.buf_start]
+        }
     }
 
     /// The record at `offset` (an offset returned by `append` or visited by `replay`).
     #[inline]
     pub fn record(&self, offset: u32) -> RecordRef<'_> {
-        let at = offset as usize;
-        let b = &self.map[at..];
+        let b = self.bytes_from(offset as usize);
         let key_len = le::u16_at(b, 5) as usize;
         let value_len = le::u32_at(b, 7) as usize;
         RecordRef {
             kind: RecordKind::from_u8(b[4]).unwrap_or(RecordKind::Delete),
+            seq: le::u64_at(b, 11),
             key: &b[RECORD_HEADER..RECORD_HEADER + key_len],
             value: &b[RECORD_HEADER + key_len..RECORD_HEADER + key_len + value_len],
         }
@@ -229,45 +294,106 @@ impl LogSegment {
     /// The key of the record at `offset`.
     #[inline]
     pub fn key_at(&self, offset: u32) -> &[u8] {
-        let at = offset as usize;
-        let key_len = le::u16_at(&self.map, at + 5) as usize;
-        &self.map[at + RECORD_HEADER..at + RECORD_HEADER + key_len]
+        let b = self.bytes_from(offset as usize);
+        let key_len = le::u16_at(b, 5) as usize;
+        &b[RECORD_HEADER..RECORD_HEADER + key_len]
     }
 
-    /// Makes every appended byte durable; returns the bytes synced.
-    pub fn sync(&self) -> Result<usize> {
-        let synced = self.synced.load(Ordering::Acquire);
-        if synced < self.len {
-            self.map
-                .flush_range(synced, self.len - synced)
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.synced.fetch_max(self.len, Ordering::AcqRel);
-            return Ok(self.len - synced);
+    /// The file, for syncing without holding the shard lock.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Bytes written out to the file (buffered bytes excluded).
+    pub fn written_len(&self) -> usize {
+        self.buf_start
+    }
+
+    /// Makes every byte written out before the call durable (`fdatasync`); call [`Self::write_out`]
+    /// first. Returns the bytes newly made durable.
+    pub fn sync_file(
+        file: &File,
+        path: &Path,
+        synced: &AtomicUsize,
+        written: usize,
+    ) -> Result<usize> {
+        let before = synced.load(Ordering::Acquire);
+        if before >= written {
+            return Ok(0);
         }
-        Ok(0)
+        io::sync_data(file, path)?;
+        synced.fetch_max(written, Ordering::AcqRel);
+        Ok(written - before)
+    }
+
+    /// Writes out and syncs everything appended.
+    #[cfg(test)]
+    pub fn sync(&mut self) -> Result<usize> {
+        self.write_out()?;
+        Self::sync_file(&self.file, &self.path, &self.synced, self.len)
+    }
+
+    /// The durable-bytes mark, shared with syncs that run outside the shard lock.
+    pub fn synced_mark(&self) -> &AtomicUsize {
+        &self.synced
     }
 
     /// Re-reads every record up to the append position and checks its checksum; returns the offset
     /// and reason of the first bad one (records after it cannot be framed).
     pub fn verify(&self) -> (u64, Option<(u64, String)>) {
-        let mut at = LOG_HEADER;
         let mut records = 0u64;
-        while at < self.len {
-            match parse_record(&self.map[..self.len], at, self.seq) {
-                Parsed::Valid(_, len) => {
-                    at += len;
-                    records += 1;
+        // The written region, then the buffered one (which starts at a record boundary).
+        let header_in_buf = self.buf_start == 0;
+        let regions: [(&[u8], usize, usize); 2] = [
+            (
+                &self.map[..self.buf_start],
+                LOG_HEADER.min(self.buf_start),
+                0,
+            ),
+            (
+                &self.buf,
+                if header_in_buf {
+                    LOG_HEADER.min(self.buf.len())
+                } else {
+                    0
+                },
+                self.buf_start,
+            ),
+        ];
+        for (bytes, mut at, base) in regions {
+            while at < bytes.len() {
+                let offset = (base + at) as u64;
+                match parse_record(bytes, at, self.seq) {
+                    Parsed::Valid(_, len) => {
+                        at += len;
+                        records += 1;
+                    }
+                    Parsed::End => {
+                        return (
+                            records,
+                            Some((offset, "zeroed record inside the log".into())),
+                        )
+                    }
+                    Parsed::Bad { reason, .. } => return (records, Some((offset, reason))),
                 }
-                Parsed::End => {
-                    return (
-                        records,
-                        Some((at as u64, "zeroed record inside the log".into())),
-                    )
-                }
-                Parsed::Bad { reason, .. } => return (records, Some((at as u64, reason))),
             }
         }
         (records, None)
+    }
+
+    /// Discards every record from `offset` on (a suffix past the durable prefix found by recovery):
+    /// zeroes the bytes up to `end` and syncs. Only for replayed segments (nothing buffered).
+    pub fn discard_from(&mut self, offset: u32, end: u64) -> Result<()> {
+        debug_assert!(self.buf.is_empty());
+        let offset = offset as u64;
+        if end > offset {
+            let zeros = vec![0u8; (end - offset) as usize];
+            io::write_all_at(&self.file, &self.path, &zeros, offset)?;
+            io::sync_data(&self.file, &self.path)?;
+        }
+        self.len = offset as usize;
+        self.buf_start = self.len;
+        Ok(())
     }
 
     /// Path of the file (for error messages).
@@ -369,6 +495,7 @@ fn parse_record(map: &[u8], at: usize, seq: u64) -> Parsed<'_> {
     Parsed::Valid(
         RecordRef {
             kind,
+            seq: le::u64_at(h, 11),
             key: &map[at + RECORD_HEADER..at + RECORD_HEADER + key_len],
             value: &map[at + RECORD_HEADER + key_len..at + total],
         },
@@ -395,9 +522,9 @@ mod tests {
     fn append_read_replay() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
-        let mut seg = LogSegment::create(p.clone(), 0, 5, 4096).unwrap();
-        let a = seg.append(RecordKind::Put, b"k1", b"v1");
-        let b = seg.append(RecordKind::Delete, b"k2", b"");
+        let mut seg = LogSegment::create(p.clone(), 0, 5, 4096, 0).unwrap();
+        let a = seg.append(RecordKind::Put, b"k1", b"v1", 1).unwrap();
+        let b = seg.append(RecordKind::Delete, b"k2", b"", 2).unwrap();
         assert_eq!(seg.record(a).value, b"v1");
         assert_eq!(seg.record(b).kind, RecordKind::Delete);
         assert_eq!(seg.key_at(b), b"k2");
@@ -415,14 +542,18 @@ mod tests {
     fn every_truncation_recovers_a_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
-        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096).unwrap();
+        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
         let mut ends = vec![];
         for i in 0..10u8 {
+            // Every byte of these records is non-zero, so zeroing any byte damages the record.
+            let seq = 0x0101_0101_0101_0101u64 * (i as u64 + 1);
             seg.append(
                 RecordKind::Put,
                 &[b'k', i + 1],
                 &vec![i + 1; i as usize * 7],
-            );
+                seq,
+            )
+            .unwrap();
             ends.push(seg.len());
         }
         seg.sync().unwrap();
@@ -451,10 +582,10 @@ mod tests {
     fn flipped_bit_in_the_middle_is_an_error_with_offset() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
-        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096).unwrap();
-        seg.append(RecordKind::Put, b"a", b"first");
-        let second = seg.append(RecordKind::Put, b"b", b"second");
-        seg.append(RecordKind::Put, b"c", b"third");
+        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
+        seg.append(RecordKind::Put, b"a", b"first", 1).unwrap();
+        let second = seg.append(RecordKind::Put, b"b", b"second", 2).unwrap();
+        seg.append(RecordKind::Put, b"c", b"third", 3).unwrap();
         seg.sync().unwrap();
         drop(seg);
         let mut bytes = std::fs::read(&p).unwrap();

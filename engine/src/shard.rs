@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::bloom::Filter;
 use crate::checkpoint::Checkpoint;
@@ -63,10 +63,21 @@ impl LogPart {
         value: &[u8],
         hash: u64,
         older_may_hold: bool,
-    ) -> u32 {
-        let off = self.seg.append(kind, key, value);
+        seq: u64,
+    ) -> Result<u32> {
+        let off = self.seg.append(kind, key, value, seq)?;
         self.index(off, kind, key, hash, older_may_hold);
-        off
+        Ok(off)
+    }
+
+    /// Offset of the newest record for `key` (skipping the probe when the table is empty).
+    #[inline]
+    pub fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
+        if self.table.is_empty() {
+            None
+        } else {
+            self.lookup(key, hash)
+        }
     }
 
     /// Points the table at the record at `off` (used by `apply` and by replay).
@@ -166,7 +177,7 @@ impl Snapshot {
         let mut found = None;
         self.for_each_page(bucket, |_, page| {
             counters.read(Tier::Index, PAGE_SIZE);
-            found = page::find(page, key);
+            found = page::find(page, key, hash);
             Ok(found.is_none())
         })?;
         Ok(found)
@@ -211,11 +222,11 @@ impl ShardState {
     /// The newest log record for `key`, searching the active part, then frozen parts newest first.
     #[inline]
     pub fn log_lookup(&self, key: &[u8], hash: u64) -> Option<RecordRef<'_>> {
-        if let Some(off) = self.active.lookup(key, hash) {
+        if let Some(off) = self.active.find(key, hash) {
             return Some(self.active.seg.record(off));
         }
         for part in self.frozen.iter().rev() {
-            if let Some(off) = part.lookup(key, hash) {
+            if let Some(off) = part.find(key, hash) {
                 return Some(part.seg.record(off));
             }
         }
@@ -240,7 +251,12 @@ pub(crate) struct Shard {
     /// A log segment was created since the shard directory was last synced.
     pub dir_dirty: AtomicBool,
     pub opts: Arc<Options>,
+    /// The store's global record sequence counter (shared by all shards; see `syncpoint.rs`).
+    pub seq: Arc<AtomicU64>,
 }
+
+/// Makes every shard's log durable and advances the sync point (`Db`'s `sync_all`).
+pub(crate) type SyncAll<'a> = &'a dyn Fn() -> Result<()>;
 
 /// Most full log parts a shard keeps before a writer must wait for (or run) a flush.
 pub(crate) const MAX_FROZEN: usize = 1;
@@ -286,40 +302,67 @@ impl Shard {
         }
     }
 
-    /// Applies puts and deletes in order. Returns true when a log part is waiting for a flush.
+    /// Applies puts and deletes in order. Returns true when a log part was frozen (a flush is due).
     pub fn write<'a>(
         &self,
         ops: impl Iterator<Item = (RecordKind, &'a [u8], &'a [u8], u64)>,
+        sync_all: SyncAll<'_>,
     ) -> Result<bool> {
         let mut st = self.state.write();
-        let mut appended = 0u64;
-        let mut bytes = 0u64;
+        let mut rotated = false;
         for (kind, key, value, hash) in ops {
-            let len = record_len(key, value);
-            if !st.active.seg.fits(len) {
-                if st.frozen.len() >= MAX_FROZEN {
-                    // Back-pressure: flush the oldest part ourselves (or wait for the flusher doing it).
-                    drop(st);
-                    self.counters.write(Tier::Log, appended, bytes);
-                    (appended, bytes) = (0, 0);
-                    self.flush_oldest()?;
-                    st = self.state.write();
-                }
-                if !st.active.seg.fits(len) {
-                    self.rotate(&mut st, len)?;
-                }
-            }
-            let older = kind == RecordKind::Delete && st.older_may_hold(key, hash);
-            st.active.apply(kind, key, value, hash, older);
-            appended += 1;
-            bytes += len as u64;
-            match kind {
-                RecordKind::Put => self.counters.puts.fetch_add(1, Ordering::Relaxed),
-                RecordKind::Delete => self.counters.deletes.fetch_add(1, Ordering::Relaxed),
-            };
+            let r;
+            (st, r) = self.make_room(st, record_len(key, value), sync_all)?;
+            rotated |= r;
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            self.append_locked(&mut st, kind, key, value, hash, seq)?;
         }
-        self.counters.write(Tier::Log, appended, bytes);
-        Ok(!st.frozen.is_empty())
+        Ok(rotated)
+    }
+
+    /// Makes room for `len` bytes of records in the active part: freezes it when full, and when too
+    /// many parts already wait for a flush, flushes the oldest first (back-pressure; the lock is
+    /// released meanwhile). Returns the guard and whether a part was frozen.
+    pub fn make_room<'s>(
+        &'s self,
+        mut st: RwLockWriteGuard<'s, ShardState>,
+        len: usize,
+        sync_all: SyncAll<'_>,
+    ) -> Result<(RwLockWriteGuard<'s, ShardState>, bool)> {
+        if st.active.seg.fits(len) {
+            return Ok((st, false));
+        }
+        while st.frozen.len() >= MAX_FROZEN {
+            drop(st);
+            self.flush_oldest(sync_all)?;
+            st = self.state.write();
+        }
+        if st.active.seg.fits(len) {
+            return Ok((st, false));
+        }
+        self.rotate(&mut st, len)?;
+        Ok((st, true))
+    }
+
+    /// Appends one record under the shard lock (room already made) and counts it.
+    pub fn append_locked(
+        &self,
+        st: &mut ShardState,
+        kind: RecordKind,
+        key: &[u8],
+        value: &[u8],
+        hash: u64,
+        seq: u64,
+    ) -> Result<()> {
+        let older = kind == RecordKind::Delete && st.older_may_hold(key, hash);
+        st.active.apply(kind, key, value, hash, older, seq)?;
+        self.counters
+            .write(Tier::Log, 1, record_len(key, value) as u64);
+        match kind {
+            RecordKind::Put => self.counters.puts.fetch_add(1, Ordering::Relaxed),
+            RecordKind::Delete => self.counters.deletes.fetch_add(1, Ordering::Relaxed),
+        };
+        Ok(())
     }
 
     /// Freezes the active part and starts a new segment with room for at least `min_len` bytes.
@@ -329,7 +372,9 @@ impl Shard {
             .opts
             .log_capacity_bytes
             .max((LOG_HEADER + min_len) as u64);
-        let seg = LogSegment::create(self.paths.log(seq), self.id, seq, capacity)?;
+        st.active.seg.write_out()?;
+        let prev_len = st.active.seg.len() as u32;
+        let seg = LogSegment::create(self.paths.log(seq), self.id, seq, capacity, prev_len)?;
         st.next_seq += 1;
         self.dir_dirty.store(true, Ordering::Release);
         let expected = st.active.table.len().max(1024);
@@ -342,28 +387,45 @@ impl Shard {
         Ok(())
     }
 
-    /// Makes every logged record durable.
-    pub fn sync(&self) -> Result<()> {
-        let st = self.state.read();
-        let mut bytes = 0;
-        for part in st.frozen.iter() {
-            bytes += part.seg.sync()?;
+    /// Makes every record logged in this shard durable. Returns the global sequence counter as read
+    /// under the shard lock: every record of this shard numbered below it is now durable.
+    pub fn sync_log(&self) -> Result<u64> {
+        // Write the active buffer out under the lock (a copy into the page cache); fsync outside it.
+        let (active_file, active_path, frozen, counter) = {
+            let mut st = self.state.write();
+            st.active.seg.write_out()?;
+            let frozen: Vec<Arc<LogPart>> = st.frozen.iter().cloned().collect();
+            let counter = self.seq.load(Ordering::Relaxed);
+            (
+                st.active.seg.file(),
+                st.active.seg.path.clone(),
+                frozen,
+                counter,
+            )
+        };
+        for part in &frozen {
+            let seg = &part.seg;
+            LogSegment::sync_file(&seg.file(), &seg.path, seg.synced_mark(), seg.written_len())?;
         }
-        bytes += st.active.seg.sync()?;
-        drop(st);
+        crate::io::sync_data(&active_file, &active_path)?;
         if self.dir_dirty.swap(false, Ordering::AcqRel) {
             if let Err(e) = crate::io::sync_dir(&self.paths.ssd) {
                 self.dir_dirty.store(true, Ordering::Release);
                 return Err(e);
             }
         }
-        let _ = bytes;
-        Ok(())
+        Ok(counter)
     }
 
-    /// Flushes the oldest frozen part, if any. Returns whether one was flushed.
-    pub fn flush_oldest(&self) -> Result<bool> {
+    /// Flushes the oldest frozen part, if any. Returns whether one was flushed. Every log is synced
+    /// first (`sync_all`), so no record enters a table above the durable sync point: recovery can
+    /// then treat a missing sequence number above the sync point as the end of the history.
+    pub fn flush_oldest(&self, sync_all: SyncAll<'_>) -> Result<bool> {
         let mut fl = self.flusher.lock();
+        if self.state.read().frozen.is_empty() {
+            return Ok(false);
+        }
+        sync_all()?;
         let (part, snap) = {
             let st = self.state.read();
             match st.frozen.front() {
@@ -388,14 +450,14 @@ impl Shard {
     }
 
     /// Freezes the active part (when it holds records) and flushes every frozen part.
-    pub fn flush_all(&self) -> Result<()> {
+    pub fn flush_all(&self, sync_all: SyncAll<'_>) -> Result<()> {
         {
             let mut st = self.state.write();
             if !st.active.seg.is_empty() {
                 self.rotate(&mut st, 0)?;
             }
         }
-        while self.flush_oldest()? {}
+        while self.flush_oldest(sync_all)? {}
         Ok(())
     }
 }

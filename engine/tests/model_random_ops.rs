@@ -119,6 +119,16 @@ fn run(seed: u64, ops: usize) {
         "seed {seed}: live key count"
     );
     assert!(stats.flushes > 0);
+    if options(seed).hot_capacity_bytes > 0 {
+        // Keys rewritten while in the log got hot copies, and gets were served from them (and agreed
+        // with the model above).
+        assert!(
+            stats.gets.from_hot > 0,
+            "seed {seed}: no get was served from the hot file"
+        );
+    } else {
+        assert_eq!(stats.gets.from_hot, 0);
+    }
     let report = db.check(&tierkv::NoProgress).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(report.pages_checked > 0);

@@ -1,0 +1,311 @@
+//! Device profiles (`bench-data/devices/*.json`): what a drive can do and cost. Owns loading and checking
+//! the profile and the device-level models that need only the profile: rated endurance in bytes,
+//! the M/M/1 utilisation cap for a latency target, and the SSD's internal write amplification at a
+//! fill level. It knows nothing of the engine.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Solid-state or spinning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// Flash: wears out with bytes written.
+    Ssd,
+    /// Spinning disk: random reads are expensive.
+    Hdd,
+}
+
+/// Rated endurance: either terabytes written or drive writes per day, over the warranty.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Endurance {
+    /// Rated terabytes written (10^12 bytes) over the warranty.
+    #[serde(default)]
+    pub tbw: Option<f64>,
+    /// Rated drive writes per day over the warranty.
+    #[serde(default)]
+    pub dwpd: Option<f64>,
+    /// Warranty, years.
+    pub warranty_years: f64,
+    /// HDDs: rated workload (read + written) per year, TB.
+    #[serde(default)]
+    pub workload_tb_per_year: Option<f64>,
+}
+
+/// One drive model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    /// Short name (`gen4-nvme`).
+    pub name: String,
+    /// The model the numbers come from.
+    pub model: String,
+    /// SSD or HDD.
+    pub kind: DeviceKind,
+    /// Usable capacity, GB (10^9 bytes).
+    pub capacity_gb: f64,
+    /// Random 4 KiB read IOPS (the datasheet's, at its queue depth).
+    pub random_read_iops: f64,
+    /// Random 4 KiB read latency at queue depth 1, microseconds.
+    pub random_read_latency_us: f64,
+    /// Random 4 KiB write IOPS.
+    pub random_write_iops: f64,
+    /// Sequential read bandwidth, MB/s.
+    pub seq_read_mb_s: f64,
+    /// Sequential write bandwidth, MB/s.
+    pub seq_write_mb_s: f64,
+    /// Rated endurance.
+    pub endurance: Endurance,
+    /// Factory over-provisioning: spare flash as a fraction of the usable capacity (SSDs; 0 for HDDs).
+    #[serde(default)]
+    pub over_provisioning: f64,
+    /// Price, US dollars per GB.
+    pub price_per_gb: f64,
+    /// Annualised failure rate (0.005 = 0.5 % per year).
+    pub annual_failure_rate: f64,
+    /// Where the numbers come from.
+    pub source: String,
+}
+
+const GB: f64 = 1e9;
+
+impl DeviceProfile {
+    /// Reads and checks a profile file.
+    pub fn load(path: impl AsRef<Path>) -> Result<DeviceProfile> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let p: DeviceProfile = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        p.check(path)?;
+        Ok(p)
+    }
+
+    /// Checks every field's range; `path` names the file in the error.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        let bad = |field: &str, reason: String| Error::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let positive = [
+            ("capacity_gb", self.capacity_gb),
+            ("random_read_iops", self.random_read_iops),
+            ("random_read_latency_us", self.random_read_latency_us),
+            ("random_write_iops", self.random_write_iops),
+            ("seq_read_mb_s", self.seq_read_mb_s),
+            ("seq_write_mb_s", self.seq_write_mb_s),
+            ("price_per_gb", self.price_per_gb),
+            ("endurance.warranty_years", self.endurance.warranty_years),
+        ];
+        for (f, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(f, format!("must be a positive number, got {v}")));
+            }
+        }
+        if !(0.0..1.0).contains(&self.annual_failure_rate) {
+            return Err(bad(
+                "annual_failure_rate",
+                format!("must be in [0, 1), got {}", self.annual_failure_rate),
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.over_provisioning) {
+            return Err(bad(
+                "over_provisioning",
+                format!("must be in [0, 10], got {}", self.over_provisioning),
+            ));
+        }
+        if self.kind == DeviceKind::Ssd {
+            match (self.endurance.tbw, self.endurance.dwpd) {
+                (None, None) => {
+                    return Err(bad("endurance", "an SSD needs `tbw` or `dwpd`".to_string()))
+                }
+                (Some(v), _) | (None, Some(v)) if !(v.is_finite() && v > 0.0) => {
+                    return Err(bad(
+                        "endurance",
+                        format!("tbw/dwpd must be positive, got {v}"),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Usable capacity in bytes.
+    pub fn capacity_bytes(&self) -> f64 {
+        self.capacity_gb * GB
+    }
+
+    /// Rated bytes written over the warranty (`tbw`, else `dwpd × capacity × 365 × years`).
+    pub fn rated_bytes_written(&self) -> f64 {
+        match (self.endurance.tbw, self.endurance.dwpd) {
+            (Some(tbw), _) => tbw * 1e12,
+            (None, Some(dwpd)) => {
+                dwpd * self.capacity_bytes() * 365.0 * self.endurance.warranty_years
+            }
+            (None, None) => f64::INFINITY,
+        }
+    }
+
+    /// The rated drive writes per day implied by the endurance figure.
+    pub fn rated_dwpd(&self) -> f64 {
+        self.rated_bytes_written() / (self.capacity_bytes() * 365.0 * self.endurance.warranty_years)
+    }
+
+    /// Service time of one random 4 KiB read, seconds: the QD1 latency.
+    pub fn read_service_s(&self) -> f64 {
+        self.random_read_latency_us * 1e-6
+    }
+
+    /// Highest utilisation at which the mean random-read response time stays under `target_s`,
+    /// treating the drive as an M/M/1 queue with the QD1 service time `s`: `R = s / (1 − ρ) ≤ target`
+    /// ⇒ `ρ ≤ 1 − s/target`. Never above `cap` (headroom for bursts). `0` when the target is below `s`.
+    pub fn utilisation_for_latency(&self, target_s: f64, cap: f64) -> f64 {
+        (1.0 - self.read_service_s() / target_s).clamp(0.0, cap)
+    }
+
+    /// Random reads per second one drive sustains under a latency target: the datasheet IOPS
+    /// (which already include command queueing) times the M/M/1 utilisation cap.
+    pub fn read_iops_under(&self, target_s: f64, cap: f64) -> f64 {
+        self.random_read_iops * self.utilisation_for_latency(target_s, cap)
+    }
+
+    /// The SSD's internal write amplification for small random writes at `fill` (fraction of the
+    /// usable capacity holding live data), greedy garbage collection with uniform overwrites:
+    /// `WA ≈ 1 / (2 (1 − u))` where `u = fill / (1 + over_provisioning)` is the live fraction of the
+    /// raw flash (Desnoyers 2012; Hu et al. 2009). Floored at 1: below `u = 0.5` the approximation
+    /// undershoots and a drive never writes less than it is given. Sequential, trimmed writes (log
+    /// segments) see WA ≈ 1 regardless; callers apply this only to random page writes.
+    pub fn internal_wa(&self, fill: f64) -> f64 {
+        let u = (fill / (1.0 + self.over_provisioning)).clamp(0.0, 0.99);
+        (1.0 / (2.0 * (1.0 - u))).max(1.0)
+    }
+}
+
+/// Loads every `*.json` profile in `dir`, sorted by name.
+pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<DeviceProfile>> {
+    let dir = dir.as_ref();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths.iter().map(DeviceProfile::load).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A round-numbered SSD for hand-computed answers.
+    pub(crate) fn toy_ssd() -> DeviceProfile {
+        DeviceProfile {
+            name: "toy-ssd".into(),
+            model: "toy".into(),
+            kind: DeviceKind::Ssd,
+            capacity_gb: 1000.0,
+            random_read_iops: 100_000.0,
+            random_read_latency_us: 100.0,
+            random_write_iops: 50_000.0,
+            seq_read_mb_s: 2000.0,
+            seq_write_mb_s: 1000.0,
+            endurance: Endurance {
+                tbw: Some(600.0),
+                dwpd: None,
+                warranty_years: 5.0,
+                workload_tb_per_year: None,
+            },
+            over_provisioning: 0.0,
+            price_per_gb: 0.1,
+            annual_failure_rate: 0.005,
+            source: "test".into(),
+        }
+    }
+
+    pub(crate) fn toy_hdd() -> DeviceProfile {
+        DeviceProfile {
+            name: "toy-hdd".into(),
+            model: "toy".into(),
+            kind: DeviceKind::Hdd,
+            capacity_gb: 10_000.0,
+            random_read_iops: 200.0,
+            random_read_latency_us: 10_000.0,
+            random_write_iops: 200.0,
+            seq_read_mb_s: 200.0,
+            seq_write_mb_s: 200.0,
+            endurance: Endurance {
+                tbw: None,
+                dwpd: None,
+                warranty_years: 5.0,
+                workload_tb_per_year: Some(550.0),
+            },
+            over_provisioning: 0.0,
+            price_per_gb: 0.02,
+            annual_failure_rate: 0.01,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn endurance_from_tbw_and_dwpd() {
+        let mut d = toy_ssd();
+        assert_eq!(d.rated_bytes_written(), 600e12);
+        // 600 TB over 5 years on 1 TB = 600 / 1825 DWPD.
+        assert!((d.rated_dwpd() - 600.0 / 1825.0).abs() < 1e-9);
+        d.endurance.tbw = None;
+        d.endurance.dwpd = Some(1.0);
+        assert!((d.rated_bytes_written() - 1e12 * 365.0 * 5.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn latency_cap_follows_mm1() {
+        let d = toy_hdd();
+        // s = 10 ms, target 40 ms: rho <= 0.75.
+        assert!((d.utilisation_for_latency(0.040, 1.0) - 0.75).abs() < 1e-12);
+        assert_eq!(d.utilisation_for_latency(0.005, 1.0), 0.0);
+        assert_eq!(d.utilisation_for_latency(1.0, 0.7), 0.7);
+    }
+
+    #[test]
+    fn internal_wa_grows_with_fill() {
+        let d = toy_ssd();
+        assert_eq!(d.internal_wa(0.3), 1.0);
+        assert!((d.internal_wa(0.9) - 5.0).abs() < 1e-9);
+        assert!(d.internal_wa(0.95) > d.internal_wa(0.9));
+    }
+
+    #[test]
+    fn bad_profile_names_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.json");
+        let mut d = toy_ssd();
+        d.capacity_gb = -1.0;
+        std::fs::write(&p, serde_json::to_string(&d).unwrap()).unwrap();
+        let e = DeviceProfile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.json") && e.contains("capacity_gb"), "{e}");
+        std::fs::write(&p, r#"{"name": "x"}"#).unwrap();
+        let e = DeviceProfile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.json") && e.contains("missing field"), "{e}");
+    }
+
+    #[test]
+    fn shipped_profiles_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-data/devices");
+        let all = load_dir(dir).unwrap();
+        assert!(all.len() >= 4);
+        assert!(all.iter().any(|d| d.kind == DeviceKind::Hdd));
+    }
+}

@@ -1,0 +1,78 @@
+//! The simulations' error type. Bad input files (device profiles, workload specs, traces) are reported
+//! with the file and, where known, the field or line; no public call panics on bad input.
+
+use std::path::PathBuf;
+
+/// Result of every fallible tiersim call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file did not parse into the expected shape (serde names the field, line and column).
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field parsed but holds a value out of range.
+    #[error("{}: field `{field}`: {reason}", path.display())]
+    Field {
+        /// The file (or `<arguments>` for command-line values).
+        path: PathBuf,
+        /// The field, dotted (`mix.get`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A trace file line could not be read.
+    #[error("{} line {line}: {reason}", path.display())]
+    Trace {
+        /// The trace file.
+        path: PathBuf,
+        /// 1-based line number (the header is line 1).
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A parameter given to a simulation is out of range.
+    #[error("invalid parameter `{name}`: {reason}")]
+    Param {
+        /// The parameter.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The engine failed while `validate` ran a workload against a real store.
+    #[error("engine error during validation: {0}")]
+    Engine(#[from] tierkv::Error),
+}
+
+/// Checks a parameter: `Err(Param)` naming it when `ok` is false.
+pub(crate) fn check_param(
+    ok: bool,
+    name: &'static str,
+    reason: impl FnOnce() -> String,
+) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Param {
+            name,
+            reason: reason(),
+        })
+    }
+}
