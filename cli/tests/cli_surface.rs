@@ -40,14 +40,32 @@ fn help_matches_snapshot_and_lists_exit_codes() {
     ] {
         assert!(help.contains(&format!("\n  {cmd} ")), "--help lacks {cmd}");
     }
+    // The snapshot holds the top-level help and every subcommand's (simulate has its own owner).
+    let mut all = help.clone();
+    for cmd in [
+        "load",
+        "get",
+        "put",
+        "delete",
+        "batch",
+        "export",
+        "stats",
+        "check",
+        "compact",
+        "rebalance",
+    ] {
+        let r = run_kvtool(None, &args(&[cmd, "--help"]), None).expect(0);
+        all.push_str(&format!("\n===== kvtool {cmd} --help =====\n"));
+        all.push_str(&r.stdout_text());
+    }
     let snap = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help.txt");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
-        std::fs::write(&snap, &help).unwrap();
+        std::fs::write(&snap, &all).unwrap();
     }
     let want = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
     assert_eq!(
-        help, want,
+        all, want,
         "--help changed; review and run with UPDATE_SNAPSHOTS=1"
     );
 }
