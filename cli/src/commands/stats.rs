@@ -50,7 +50,7 @@ pub struct Derived {
     pub dead_bytes: u64,
     /// Dead bytes ÷ data-file bytes.
     pub dead_fraction: f64,
-    /// Bytes on disk ÷ live bytes (null when nothing is live).
+    /// Bytes on disk ÷ live (flushed) bytes (null when nothing is flushed).
     pub space_amplification: Option<f64>,
     /// Largest table load of any shard.
     pub max_table_load: f64,
@@ -85,7 +85,9 @@ struct Report<'a> {
 pub fn derive(s: &Stats) -> Derived {
     let dead: u64 = s.per_shard.iter().map(|p| p.data_dead_bytes).sum();
     let data = s.disk_bytes.data;
-    let live = s.table_live_bytes + s.disk_bytes.log.min(s.disk_bytes.log);
+    // Live bytes are those of flushed keys; records still in the logs count as disk bytes only, so a
+    // store with unflushed writes shows a higher amplification until its next flush.
+    let live = s.table_live_bytes;
     let t = &s.tiers;
     Derived {
         live_bytes: s.table_live_bytes,
