@@ -71,7 +71,9 @@ fn main() {
     if std::env::args().any(|a| a == "--load-only") {
         return;
     }
-    let n: u64 = arg("--gets").and_then(|s| s.parse().ok()).unwrap_or(keys.min(5_000_000));
+    let n: u64 = arg("--gets")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(keys.min(5_000_000));
     let t = Instant::now();
     let mut found = 0u64;
     for _ in 0..n {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! magic "TKVCKPT\0" | version u32 | shard u32 | body length u64 | body | crc32 u32 (of all before it)
-//! body: fixed u64 fields (see `FIELDS`), then page map (u32 × 2^bucket_bits), free slots (count u64 +
+//! body: fixed u64 fields (see `FIELDS`), then page map (u32 × buckets), free slots (count u64 +
 //!       u32 each), Bloom bytes (length u64 + bytes)
 //! ```
 
@@ -26,7 +26,8 @@ pub(crate) struct Checkpoint {
     pub index_file: u64,
     /// Slots in the index file (slot 0 is its header).
     pub index_slots: u32,
-    pub bucket_bits: u32,
+    /// Buckets of the global table (the page map's length).
+    pub buckets: u32,
     /// End of the valid data in the data file.
     pub data_end: u64,
     /// End of the valid data in the hot file.
@@ -35,6 +36,8 @@ pub(crate) struct Checkpoint {
     pub log_flushed_seq: u64,
     /// Largest global record sequence number flushed into the table.
     pub max_seq: u64,
+    /// Generation number of the current data file.
+    pub data_file: u64,
     pub table_keys: u64,
     /// Bytes of keys and values of the table's entries.
     pub table_live_bytes: u64,
@@ -61,7 +64,7 @@ impl Checkpoint {
             self.generation,
             self.index_file,
             self.index_slots as u64,
-            self.bucket_bits as u64,
+            self.buckets as u64,
             self.data_end,
             self.hot_end,
             self.log_flushed_seq,
@@ -75,12 +78,13 @@ impl Checkpoint {
             self.bloom_inserted,
             self.bloom_removed,
             self.max_seq,
+            self.data_file,
         ];
         v.extend_from_slice(&self.written_total);
         v
     }
 
-    const FIXED_FIELDS: usize = 17 + TIERS;
+    const FIXED_FIELDS: usize = 18 + TIERS;
 
     pub fn encode(&self, shard: u32) -> Vec<u8> {
         let mut body = Vec::with_capacity(
@@ -156,12 +160,13 @@ impl Checkpoint {
         for f in fixed.iter_mut() {
             *f = le::u64_at(take(8)?, 0);
         }
-        let bucket_bits = fixed[3] as u32;
-        if bucket_bits > 32 {
-            return Err(bad(24, "checkpoint bucket bits out of range"));
+        let buckets = fixed[3];
+        if buckets == 0 || buckets > u32::MAX as u64 || buckets * 4 > body.len() as u64 {
+            return Err(bad(24, "checkpoint bucket count out of range"));
         }
-        let mut page_map = Vec::with_capacity(1 << bucket_bits);
-        for _ in 0..(1u64 << bucket_bits) {
+        let buckets = buckets as u32;
+        let mut page_map = Vec::with_capacity(buckets as usize);
+        for _ in 0..buckets {
             page_map.push(le::u32_at(take(4)?, 0));
         }
         let free = le::u64_at(take(8)?, 0) as usize;
@@ -172,12 +177,12 @@ impl Checkpoint {
         let bloom_len = le::u64_at(take(8)?, 0) as usize;
         let bloom = take(bloom_len)?.to_vec();
         let mut written_total = [0u64; TIERS];
-        written_total.copy_from_slice(&fixed[17..17 + TIERS]);
+        written_total.copy_from_slice(&fixed[18..18 + TIERS]);
         Ok(Checkpoint {
             generation: fixed[0],
             index_file: fixed[1],
             index_slots: fixed[2] as u32,
-            bucket_bits,
+            buckets,
             data_end: fixed[4],
             hot_end: fixed[5],
             log_flushed_seq: fixed[6],
@@ -191,6 +196,7 @@ impl Checkpoint {
             bloom_inserted: fixed[14],
             bloom_removed: fixed[15],
             max_seq: fixed[16],
+            data_file: fixed[17],
             written_total,
             page_map,
             free_slots,
@@ -223,7 +229,7 @@ mod tests {
     fn round_trip_and_every_flip_detected() {
         let c = Checkpoint {
             generation: 3,
-            bucket_bits: 2,
+            buckets: 4,
             page_map: vec![1, 2, 3, 4],
             free_slots: vec![9, 10],
             bloom: vec![7; 20],

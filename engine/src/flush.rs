@@ -32,6 +32,8 @@ use crate::shard::{LogPart, Shard, Snapshot, REWRITTEN};
 use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
+/// A Bloom filter whose estimated false-positive rate passes `bloom_fpr × FPR_SLACK` is rebuilt.
+pub(crate) const FPR_SLACK: f64 = 1.2;
 
 /// What only the flush writes: the value files' append side and the index file.
 #[derive(Debug)]
@@ -45,7 +47,12 @@ pub(crate) struct Flusher {
 impl Flusher {
     /// Opens a shard's writable files at the positions the checkpoint records.
     pub fn open(paths: &ShardPaths, shard: u32, ckpt: &Checkpoint) -> Result<Flusher> {
-        let data = ValueWriter::open(paths.data(), ValueFileKind::Data, shard, ckpt.data_end)?;
+        let data = ValueWriter::open(
+            paths.data(ckpt.data_file),
+            ValueFileKind::Data,
+            shard,
+            ckpt.data_end,
+        )?;
         let hot = ValueWriter::open(paths.hot(), ValueFileKind::Hot, shard, ckpt.hot_end)?;
         let index_path = paths.index(ckpt.index_file);
         let index_file = open_index(&index_path, shard, ckpt.index_file, ckpt.index_slots)?;
@@ -225,14 +232,19 @@ pub(crate) fn flush_part(
         .filter(|p| p.kind == RecordKind::Put)
         .map(|p| (page::DIR_BYTES + page::ENTRY_HEADER + 6 + p.key.len()) as u64)
         .sum();
-    let mut bits = old.bucket_bits;
-    let room = |bits: u32| PAGE_PAYLOAD as f64 * (1u64 << bits) as f64 * opts.table_max_load;
-    while (old.entry_bytes + put_bytes) as f64 > room(bits) && bits < 32 {
-        bits += 1;
-    }
-    let rebuild = bits != old.bucket_bits;
+    // Past `table_max_load` the table is rebuilt with room to grow (load 2/3 of the maximum after the
+    // rebuild, so rebuilds are amortized); flushes only grow it, compaction may also shrink it.
+    let needed = old.entry_bytes + put_bytes;
+    let rebuild = needed > 0
+        && needed as f64 > PAGE_PAYLOAD as f64 * old.buckets as f64 * opts.table_max_load;
+    let buckets = if rebuild {
+        old.buckets
+            .max(buckets_for(needed, opts.table_max_load * 2.0 / 3.0))
+    } else {
+        old.buckets
+    };
     for p in pending.iter_mut() {
-        p.bucket = KeyHash(p.hash).bucket(bits);
+        p.bucket = KeyHash(p.hash).bucket(buckets);
     }
     pending.sort_unstable_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.key.cmp(b.key)));
 
@@ -268,7 +280,7 @@ pub(crate) fn flush_part(
         for b in 0..old.page_map.len() as u32 {
             snap.for_each_page(b, |_, page| {
                 for (k, loc, fp) in page::entries(page) {
-                    let nb = KeyHash::of(k).bucket(bits);
+                    let nb = KeyHash::of(k).bucket(buckets);
                     match find_pending(&pending, nb, k) {
                         Some(i) => {
                             pending[i].existed = true;
@@ -287,24 +299,7 @@ pub(crate) fn flush_part(
             }
         }
         all.sort_unstable_by_key(|e| e.0);
-        let mut page_map = vec![0u32; 1 << bits];
-        let mut next = 1u32;
-        let mut overflow = 0u64;
-        for group in all.chunk_by(|a, b| a.0 == b.0) {
-            let first = out.len();
-            page::encode_bucket(
-                group[0].0,
-                generation,
-                group.iter().map(|e| (e.1, e.2, e.3)),
-                || {
-                    next += 1;
-                    next - 1
-                },
-                &mut out,
-            );
-            page_map[group[0].0 as usize] = out[first].0;
-            overflow += (out.len() - first - 1) as u64;
-        }
+        let (page_map, next, overflow) = encode_table(&all, buckets, generation, &mut out);
         let new_gen = old.index_file + 1;
         let path = shard.paths.index(new_gen);
         let file = create_index(&path, shard.id, new_gen)?;
@@ -385,33 +380,11 @@ pub(crate) fn flush_part(
         }
     }
 
-    // Write the pages, coalescing runs of consecutive slots.
     let (index_file_ref, index_path_ref) = match &index_file {
         Some((f, p, _)) => (f, p.as_path()),
         None => (&fl.index_file, fl.index_path.as_path()),
     };
-    out.sort_unstable_by_key(|(slot, _)| *slot);
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut run_start = 0u32;
-    let mut writes = 0u64;
-    for (i, (slot, page)) in out.iter().enumerate() {
-        if buf.is_empty() {
-            run_start = *slot;
-        }
-        buf.extend_from_slice(&page[..]);
-        let run_ends =
-            out.get(i + 1).is_none_or(|(next, _)| *next != slot + 1) || buf.len() >= 4 << 20;
-        if run_ends {
-            io::write_all_at(
-                index_file_ref,
-                index_path_ref,
-                &buf,
-                run_start as u64 * PAGE_SIZE as u64,
-            )?;
-            writes += 1;
-            buf.clear();
-        }
-    }
+    let writes = write_pages(index_file_ref, index_path_ref, &mut out)?;
     counters.write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
     counters
         .pages_written
@@ -441,11 +414,12 @@ pub(crate) fn flush_part(
         generation,
         index_file: index_file.as_ref().map_or(old.index_file, |f| f.2),
         index_slots,
-        bucket_bits: bits,
+        buckets,
         data_end: fl.data.end(),
         hot_end: fl.hot.end(),
         log_flushed_seq: part.seg.seq,
         max_seq,
+        data_file: old.data_file,
         table_keys,
         table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
         entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,
@@ -473,11 +447,10 @@ pub(crate) fn flush_part(
     }
 
     // Bloom filter: add the new keys, or rebuild when the table outgrew it.
-    let rebuild_filter = rebuild || table_keys > snap.filter.capacity;
-    let mut filter = if rebuild_filter {
-        // 1.5× headroom: DRAM stays ≤ 1.5 × 1.2 bytes per key at a 1 % target between rebuilds.
-        Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr)
-    } else {
+    // Add the new keys to a copy of the filter, unless the table outgrew it or deletes left so many
+    // stale bits that its estimated false-positive rate passed the target by `FPR_SLACK`: then rebuild
+    // it from the table's keys, sized 1.5× (DRAM ≤ 1.5 × 1.2 bytes per key at 1 % between rebuilds).
+    let grown_filter = (!rebuild && table_keys <= snap.filter.capacity).then(|| {
         let mut f = snap.filter.clone();
         for p in pending
             .iter()
@@ -487,7 +460,14 @@ pub(crate) fn flush_part(
         }
         f.removed += delta.keys_removed;
         f
-    };
+    });
+    let grown_filter = grown_filter.filter(|f| f.estimated_fpr() <= opts.bloom_fpr * FPR_SLACK);
+    let rebuild_filter = grown_filter.is_none();
+    let mut filter = grown_filter
+        .unwrap_or_else(|| Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr));
+    if rebuild_filter {
+        counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
     let mut new_snap = snapshot(fl, ckpt.clone(), filter.clone(), Arc::new(verified))?;
     if rebuild_filter {
         for b in 0..new_snap.ckpt.page_map.len() as u32 {
@@ -527,4 +507,66 @@ pub(crate) fn store_checkpoint(shard: &Shard, ckpt: &mut Checkpoint) -> Result<(
     let bytes = ckpt.store(&shard.paths.checkpoint(), shard.id)?;
     shard.counters.write(Tier::Meta, 1, bytes);
     Ok(())
+}
+
+/// Encodes entries sorted by bucket into a fresh table of `buckets` buckets whose pages take slots 1,
+/// 2, … in bucket order. Returns the page map, the slot count (header included) and overflow pages.
+pub(crate) fn encode_table(
+    all: &[(u32, &[u8], Loc, u8)],
+    buckets: u32,
+    generation: u64,
+    out: &mut Vec<(u32, Box<[u8; PAGE_SIZE]>)>,
+) -> (Vec<u32>, u32, u64) {
+    let mut page_map = vec![0u32; buckets as usize];
+    let mut next = 1u32;
+    let mut overflow = 0u64;
+    for group in all.chunk_by(|a, b| a.0 == b.0) {
+        let first = out.len();
+        page::encode_bucket(
+            group[0].0,
+            generation,
+            group.iter().map(|e| (e.1, e.2, e.3)),
+            || {
+                next += 1;
+                next - 1
+            },
+            out,
+        );
+        page_map[group[0].0 as usize] = out[first].0;
+        overflow += (out.len() - first - 1) as u64;
+    }
+    (page_map, next, overflow)
+}
+
+/// Writes pages in slot order, coalescing runs of consecutive slots (≤ 4 MiB per write): each page
+/// is written once. Returns the number of writes issued.
+pub(crate) fn write_pages(
+    file: &File,
+    path: &Path,
+    out: &mut [(u32, Box<[u8; PAGE_SIZE]>)],
+) -> Result<u64> {
+    out.sort_unstable_by_key(|(slot, _)| *slot);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut run_start = 0u32;
+    let mut writes = 0u64;
+    for (i, (slot, page)) in out.iter().enumerate() {
+        if buf.is_empty() {
+            run_start = *slot;
+        }
+        buf.extend_from_slice(&page[..]);
+        let run_ends =
+            out.get(i + 1).is_none_or(|(next, _)| *next != slot + 1) || buf.len() >= 4 << 20;
+        if run_ends {
+            io::write_all_at(file, path, &buf, run_start as u64 * PAGE_SIZE as u64)?;
+            writes += 1;
+            buf.clear();
+        }
+    }
+    Ok(writes)
+}
+
+/// The bucket count a table of `entry_bytes` needs at `load` (at least 1).
+pub(crate) fn buckets_for(entry_bytes: u64, load: f64) -> u32 {
+    ((entry_bytes as f64 / (PAGE_PAYLOAD as f64 * load)).ceil() as u64).clamp(1, u32::MAX as u64)
+        as u32
 }

@@ -12,8 +12,9 @@
 //!
 //! * shard selector: the top `s = log2(shards)` bits (`s ≤ 16`), so splitting one shard in two uses one
 //!   more bit and leaves the others untouched;
-//! * bucket selector: bits 16..48 masked to the bucket count of the shard's global table (a power of
-//!   two), so growing a table by doubling splits each bucket in two;
+//! * bucket selector: bits 16..48 as a 32-bit number `x`, mapped to `x · buckets / 2^32` (multiply-
+//!   shift range reduction), so a table may have any bucket count and is sized to its keys, not to the
+//!   next power of two;
 //! * fingerprint: the low 16 bits; the Robin Hood log table uses the low bits of `h` for home slots.
 
 /// Largest supported shard count (the shard selector is at most 16 bits).
@@ -40,11 +41,10 @@ impl KeyHash {
         }
     }
 
-    /// The bucket among `2^bucket_bits` buckets of a shard's global table.
+    /// The bucket among `buckets` buckets of a shard's global table.
     #[inline]
-    pub fn bucket(self, bucket_bits: u32) -> u32 {
-        debug_assert!(bucket_bits <= 32);
-        ((self.0 >> 16) & ((1u64 << bucket_bits) - 1)) as u32
+    pub fn bucket(self, buckets: u32) -> u32 {
+        (((self.0 >> 16) as u32 as u64 * buckets as u64) >> 32) as u32
     }
 
     /// The low 16 bits.
@@ -87,12 +87,20 @@ mod tests {
     }
 
     #[test]
-    fn bucket_doubling_splits_buckets() {
-        for k in 0..1000u32 {
-            let h = KeyHash::of(&k.to_le_bytes());
-            let small = h.bucket(8);
-            let big = h.bucket(9);
-            assert!(big == small || big == small + 256);
+    fn buckets_of_any_count_are_even() {
+        for buckets in [1u32, 3, 100, 1000] {
+            let mut counts = vec![0u32; buckets as usize];
+            for k in 0..100_000u32 {
+                let b = KeyHash::of(&k.to_le_bytes()).bucket(buckets);
+                counts[b as usize] += 1;
+            }
+            let mean = 100_000.0 / buckets as f64;
+            for c in counts {
+                assert!(
+                    (c as f64 - mean).abs() < 6.0 * mean.sqrt() + 1.0,
+                    "{buckets} buckets: {c} vs {mean}"
+                );
+            }
         }
     }
 

@@ -150,6 +150,18 @@ pub(crate) fn map_read(file: &File, path: &Path, len: u64) -> Result<Option<Mmap
     Ok(Some(map))
 }
 
+/// Asks the CPU to start loading the cache line holding `value` (a hint: no effect on results).
+#[inline]
+pub(crate) fn prefetch<T>(value: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` only hints the cache and never faults; the pointer comes from a live slice.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(value.as_ptr().cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// The store's writer lock: an exclusive `flock` on `<store>/LOCK`, held while the value lives.
 #[derive(Debug)]
 pub(crate) struct WriterLock {

@@ -7,7 +7,7 @@
 //! <ssd>/L<layout>/shard-<id>/log-<seq>.tkv   log segments (append-only records)
 //! <ssd>/L<layout>/shard-<id>/index-<gen>.tkv global-table pages
 //! <ssd>/L<layout>/shard-<id>/hot.tkv         hot copies of values
-//! <hdd>/L<layout>/shard-<id>/data.tkv        every value
+//! <hdd>/L<layout>/shard-<id>/data-<gen>.tkv  every value (a compaction writes the next generation)
 //! ```
 //! `layout` numbers a shard layout; a rebalance builds the next one beside the current one and switches
 //! the manifest to it atomically.
@@ -62,8 +62,16 @@ impl ShardPaths {
         self.ssd.join("hot.tkv")
     }
 
-    pub fn data(&self) -> PathBuf {
-        self.hdd.join("data.tkv")
+    pub fn data(&self, generation: u64) -> PathBuf {
+        self.hdd.join(format!("data-{generation:012}.tkv"))
+    }
+
+    /// Parses a data file's generation from its file name.
+    pub fn data_generation(name: &str) -> Option<u64> {
+        name.strip_prefix("data-")?
+            .strip_suffix(".tkv")?
+            .parse()
+            .ok()
     }
 }
 
@@ -85,6 +93,13 @@ mod tests {
             ShardPaths::index_generation(idx.file_name().unwrap().to_str().unwrap()),
             Some(7)
         );
-        assert_eq!(p.data(), Path::new("/h/L0001/shard-00003/data.tkv"));
+        assert_eq!(
+            p.data(2),
+            Path::new("/h/L0001/shard-00003/data-000000000002.tkv")
+        );
+        assert_eq!(
+            ShardPaths::data_generation("data-000000000002.tkv"),
+            Some(2)
+        );
     }
 }

@@ -24,6 +24,7 @@
 mod batch;
 mod bloom;
 mod checkpoint;
+mod compaction;
 mod data;
 mod db;
 mod error;
@@ -41,6 +42,7 @@ mod stats;
 mod syncpoint;
 
 pub use batch::{BatchOp, WriteBatch};
+pub use compaction::{CompactReport, ShardCompaction};
 pub use db::{CheckProblem, CheckReport, Db, NoProgress, Progress};
 pub use error::{Error, Result};
 pub use manifest::FORMAT_VERSION;

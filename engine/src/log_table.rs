@@ -141,6 +141,15 @@ impl RobinHoodTable {
         }
     }
 
+    /// Starts loading the home slot of `hash` into the cache (a hint: lets a caller that knows its next
+    /// keys overlap their cache misses).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        crate::io::prefetch(std::slice::from_ref(
+            &self.slots[stored_hash(hash) as usize & self.mask],
+        ));
+    }
+
     /// Inserts `value` under `hash`, replacing the entry for which `eq(payload)` holds; returns the
     /// replaced payload.
     pub fn insert(

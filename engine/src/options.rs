@@ -45,6 +45,8 @@ pub struct Options {
     pub table_max_load: f64,
     /// When writes become durable (default [`SyncPolicy::Manual`]).
     pub sync: SyncPolicy,
+    /// `compact` rewrites a shard whose data file is at least this fraction dead (default 0.25).
+    pub compact_dead_fraction: f64,
     /// Flush a full log on a background thread while a second log takes writes (default true).
     /// When false, the writer that fills a log flushes it itself.
     pub background_flush: bool,
@@ -63,6 +65,7 @@ impl Default for Options {
             bloom_fpr: 0.01,
             table_max_load: 0.75,
             sync: SyncPolicy::Manual,
+            compact_dead_fraction: 0.25,
             background_flush: true,
             create_if_missing: true,
         }
@@ -99,6 +102,12 @@ impl Options {
             return Err(Error::InvalidArgument(format!(
                 "table_max_load must be in (0.1, 1.0], got {}",
                 self.table_max_load
+            )));
+        }
+        if !(self.compact_dead_fraction >= 0.0 && self.compact_dead_fraction <= 1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "compact_dead_fraction must be in [0, 1], got {}",
+                self.compact_dead_fraction
             )));
         }
         Ok(())

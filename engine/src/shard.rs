@@ -173,7 +173,7 @@ impl Snapshot {
 
     /// Finds `key` in the global table.
     pub fn find(&self, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Loc>> {
-        let bucket = KeyHash(hash).bucket(self.ckpt.bucket_bits);
+        let bucket = KeyHash(hash).bucket(self.ckpt.buckets);
         let mut found = None;
         self.for_each_page(bucket, |_, page| {
             counters.read(Tier::Index, PAGE_SIZE);

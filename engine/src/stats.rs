@@ -57,6 +57,7 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     pub pages_written: AtomicU64,
     pub table_growths: AtomicU64,
+    pub bloom_rebuilds: AtomicU64,
     /// Bytes written per tier before this session (from the checkpoint).
     pub written_before: [AtomicU64; TIERS],
 }
@@ -227,6 +228,8 @@ pub struct ShardStats {
     pub index_file_pages: u64,
     /// Bytes used in the log files.
     pub log_bytes: u64,
+    /// Key and value bytes of the newest log record of each key (puts only).
+    pub log_live_bytes: u64,
     /// Data-file bytes (header included).
     pub data_bytes: u64,
     /// Data-file bytes no longer referenced.
@@ -261,6 +264,8 @@ pub struct ShardStats {
     pub bloom_false_positives: u64,
     /// Global-table rebuilds into more buckets.
     pub table_growths: u64,
+    /// Bloom filter rebuilds (outgrown, or too many stale bits after deletes).
+    pub bloom_rebuilds: u64,
     /// Probe-length statistics of the active log table.
     pub log_probe_mean: f64,
     /// Longest probe of the active log table.
@@ -290,6 +295,10 @@ pub struct Stats {
     pub dram_bytes_per_flushed_key: f64,
     /// Bytes on disk per tier: log, index, hot, data, meta.
     pub disk_bytes: DiskBytes,
+    /// Bytes of live keys and values (global tables plus log records).
+    pub live_bytes: u64,
+    /// `disk_bytes.total / live_bytes` (0 for an empty store).
+    pub space_amplification: f64,
     /// Sum over shards.
     pub tiers: TiersStats,
     /// Sum over shards.
@@ -361,6 +370,15 @@ impl Stats {
         }
         s.disk_bytes.total =
             s.disk_bytes.log + s.disk_bytes.index + s.disk_bytes.hot + s.disk_bytes.data;
+        s.live_bytes = per_shard
+            .iter()
+            .map(|p| p.table_live_bytes + p.log_live_bytes)
+            .sum();
+        s.space_amplification = if s.live_bytes == 0 {
+            0.0
+        } else {
+            s.disk_bytes.total as f64 / s.live_bytes as f64
+        };
         let flushed_dram: u64 = per_shard
             .iter()
             .map(|p| p.bloom_dram_bytes + p.buckets * 4)

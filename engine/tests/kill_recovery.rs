@@ -81,6 +81,11 @@ fn child_writer() {
         if rng.gen_bool(0.01) {
             db.flush().unwrap();
         }
+        if rng.gen_bool(0.01) {
+            // A crash may also land in the middle of a compaction.
+            db.compact_shard(rng.gen_range(0..4), &tierkv::NoProgress)
+                .unwrap();
+        }
     }
     db.sync().unwrap();
     println!("synced {i}");
