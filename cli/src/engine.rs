@@ -1,20 +1,25 @@
 //! The one seam between kvtool and the `tierkv` engine: every engine item the commands use is named
-//! here, and the maintenance operations that a build may lack (`compact`, `rebalance`) sit behind
-//! small functions so that switching them on is a one-line change.
+//! here, and the maintenance operations sit behind small functions, so that one the engine does not
+//! provide yet (`rebalance`) reports "not available in this build" and switching it on is local.
 
 #[cfg(test)]
 pub use tierkv::ShardStats;
 pub use tierkv::{
-    Db, Error, Options, Progress, Stats, SyncPolicy, WriteBatch, MAX_KEY_LEN, MAX_VALUE_LEN,
+    CompactReport, Db, Error, Options, Progress, Stats, SyncPolicy, WriteBatch, MAX_KEY_LEN,
+    MAX_VALUE_LEN,
 };
 
-/// Runs `compact` (all shards, or one) when this build's engine has it.
+/// Compacts every shard that needs it, or the one shard given (whether or not it needs it).
 pub fn compact(
-    _db: &Db,
-    _shard: Option<u32>,
-    _progress: &dyn Progress,
-) -> anyhow::Result<serde_json::Value> {
-    Err(unavailable("compact"))
+    db: &Db,
+    shard: Option<u32>,
+    progress: &dyn Progress,
+) -> anyhow::Result<CompactReport> {
+    let r = match shard {
+        None => db.compact(progress),
+        Some(n) => db.compact_shard(n, progress),
+    };
+    Ok(r?)
 }
 
 /// Runs `rebalance` to `new_shards` shards when this build's engine has it.

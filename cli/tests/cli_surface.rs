@@ -64,10 +64,20 @@ fn help_matches_snapshot_and_lists_exit_codes() {
         std::fs::write(&snap, &all).unwrap();
     }
     let want = std::fs::read_to_string(&snap).expect("snapshot (run with UPDATE_SNAPSHOTS=1)");
-    assert_eq!(
-        all, want,
-        "--help changed; review and run with UPDATE_SNAPSHOTS=1"
-    );
+    if all != want {
+        let line = all
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| all.lines().count().min(want.lines().count()));
+        let show = |t: &str| t.lines().skip(line).take(3).collect::<Vec<_>>().join("\n");
+        panic!(
+            "--help changed at line {}; review and run with UPDATE_SNAPSHOTS=1\nnow:\n{}\nsnapshot:\n{}",
+            line + 1,
+            show(&all),
+            show(&want)
+        );
+    }
 }
 
 #[test]
