@@ -87,8 +87,8 @@ pub(crate) struct LogSegment {
     /// Records at `buf_start..len` are still in `buf`.
     buf: Vec<u8>,
     buf_start: usize,
-    /// Bytes known durable.
-    synced: AtomicUsize,
+    /// Bytes known durable (shared with syncs that run outside the shard lock).
+    synced: Arc<AtomicUsize>,
 }
 
 /// Buffered bytes past which an append writes the buffer out.
@@ -135,7 +135,7 @@ impl LogSegment {
             len: LOG_HEADER,
             buf,
             buf_start: 0,
-            synced: AtomicUsize::new(0),
+            synced: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -212,7 +212,7 @@ impl LogSegment {
                 len,
                 buf: Vec::new(),
                 buf_start: len,
-                synced: AtomicUsize::new(len),
+                synced: Arc::new(AtomicUsize::new(len)),
             },
             end,
         ))
@@ -334,8 +334,8 @@ impl LogSegment {
     }
 
     /// The durable-bytes mark, shared with syncs that run outside the shard lock.
-    pub fn synced_mark(&self) -> &AtomicUsize {
-        &self.synced
+    pub fn synced_mark(&self) -> Arc<AtomicUsize> {
+        self.synced.clone()
     }
 
     /// Re-reads every record up to the append position and checks its checksum; returns the offset

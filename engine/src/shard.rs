@@ -391,23 +391,31 @@ impl Shard {
     /// under the shard lock: every record of this shard numbered below it is now durable.
     pub fn sync_log(&self) -> Result<u64> {
         // Write the active buffer out under the lock (a copy into the page cache); fsync outside it.
-        let (active_file, active_path, frozen, counter) = {
+        // Segments with nothing new since their last sync are skipped.
+        let (active, frozen, counter) = {
             let mut st = self.state.write();
             st.active.seg.write_out()?;
             let frozen: Vec<Arc<LogPart>> = st.frozen.iter().cloned().collect();
             let counter = self.seq.load(Ordering::Relaxed);
-            (
-                st.active.seg.file(),
-                st.active.seg.path.clone(),
-                frozen,
-                counter,
-            )
+            let seg = &st.active.seg;
+            let active = (
+                seg.file(),
+                seg.path.clone(),
+                seg.synced_mark(),
+                seg.written_len(),
+            );
+            (active, frozen, counter)
         };
         for part in &frozen {
             let seg = &part.seg;
-            LogSegment::sync_file(&seg.file(), &seg.path, seg.synced_mark(), seg.written_len())?;
+            LogSegment::sync_file(
+                &seg.file(),
+                &seg.path,
+                &seg.synced_mark(),
+                seg.written_len(),
+            )?;
         }
-        crate::io::sync_data(&active_file, &active_path)?;
+        LogSegment::sync_file(&active.0, &active.1, &active.2, active.3)?;
         if self.dir_dirty.swap(false, Ordering::AcqRel) {
             if let Err(e) = crate::io::sync_dir(&self.paths.ssd) {
                 self.dir_dirty.store(true, Ordering::Release);
