@@ -38,6 +38,8 @@ pub(crate) struct Checkpoint {
     pub max_seq: u64,
     /// Generation number of the current data file.
     pub data_file: u64,
+    /// Generation number of the current hot file.
+    pub hot_file: u64,
     pub table_keys: u64,
     /// Bytes of keys and values of the table's entries.
     pub table_live_bytes: u64,
@@ -79,12 +81,13 @@ impl Checkpoint {
             self.bloom_removed,
             self.max_seq,
             self.data_file,
+            self.hot_file,
         ];
         v.extend_from_slice(&self.written_total);
         v
     }
 
-    const FIXED_FIELDS: usize = 18 + TIERS;
+    const FIXED_FIELDS: usize = 19 + TIERS;
 
     pub fn encode(&self, shard: u32) -> Vec<u8> {
         let mut body = Vec::with_capacity(
@@ -177,7 +180,7 @@ impl Checkpoint {
         let bloom_len = le::u64_at(take(8)?, 0) as usize;
         let bloom = take(bloom_len)?.to_vec();
         let mut written_total = [0u64; TIERS];
-        written_total.copy_from_slice(&fixed[18..18 + TIERS]);
+        written_total.copy_from_slice(&fixed[19..19 + TIERS]);
         Ok(Checkpoint {
             generation: fixed[0],
             index_file: fixed[1],
@@ -197,6 +200,7 @@ impl Checkpoint {
             bloom_removed: fixed[15],
             max_seq: fixed[16],
             data_file: fixed[17],
+            hot_file: fixed[18],
             written_total,
             page_map,
             free_slots,

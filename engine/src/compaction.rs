@@ -9,7 +9,6 @@
 //! old ones).
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -19,10 +18,10 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{read_value, ValueFileKind, ValueWriter, VALUE_FILE_HEADER};
 use crate::db::Progress;
 use crate::error::Result;
-use crate::flush::{self, buckets_for, encode_table, write_pages};
+use crate::flush::{self, buckets_for};
 use crate::hash::KeyHash;
 use crate::io;
-use crate::page::{self, Loc, PAGE_SIZE};
+use crate::page::{self, Loc};
 use crate::shard::Shard;
 use crate::stats::Tier;
 
@@ -180,22 +179,12 @@ pub(crate) fn compact_shard(
     shard.counters.read(Tier::Data, old.data_end as usize);
 
     all.sort_unstable_by_key(|e| e.0);
-    let mut out = Vec::new();
-    let (page_map, index_slots, overflow_pages) = encode_table(&all, buckets, generation, &mut out);
-    let index_gen = old.index_file + 1;
-    let index_path = shard.paths.index(index_gen);
-    let index_file = flush::create_index(&index_path, shard.id, index_gen)?;
-    let writes = write_pages(&index_file, &index_path, &mut out)?;
-    io::sync_data(&index_file, &index_path)?;
-    shard
-        .counters
-        .write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
-    shard
-        .counters
-        .pages_written
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    let mut table = flush::write_rebuilt_table(shard, &all, buckets, generation, old.index_file)?;
 
-    let mut filter = Filter::new(old.table_keys + old.table_keys / 2, opts.bloom_fpr);
+    let mut filter = Filter::new(
+        (old.table_keys as f64 * flush::BLOOM_HEADROOM) as u64,
+        opts.bloom_fpr,
+    );
     for h in &hashes {
         filter.insert(*h);
     }
@@ -205,17 +194,17 @@ pub(crate) fn compact_shard(
         .fetch_add(1, Ordering::Relaxed);
     let mut ckpt = Checkpoint {
         generation,
-        index_file: index_gen,
-        index_slots,
+        index_file: table.generation,
+        index_slots: table.slots,
         buckets,
         data_end: data.end(),
         data_file: data_gen,
-        overflow_pages,
+        overflow_pages: table.overflow,
         data_dead_bytes: 0,
         bloom_capacity: filter.capacity,
         bloom_inserted: filter.inserted,
         bloom_removed: 0,
-        page_map,
+        page_map: std::mem::take(&mut table.page_map),
         free_slots: Vec::new(),
         bloom: filter.to_bytes(),
         ..old.clone()
@@ -223,22 +212,13 @@ pub(crate) fn compact_shard(
     flush::store_checkpoint(shard, &mut ckpt)?;
 
     // The new files are the store of record: switch the writer side, publish, drop the old files.
-    let old_data = std::mem::replace(&mut fl.data, data);
-    let old_index_path = std::mem::replace(&mut fl.index_path, index_path);
-    fl.index_file = index_file;
-    let verified = flush::verified_bits(index_slots);
-    for w in verified.iter() {
-        w.store(u64::MAX, Ordering::Relaxed);
-    }
     report.data_bytes_after = ckpt.data_end;
-    report.index_pages_after = index_slots as u64;
+    report.index_pages_after = ckpt.index_slots as u64;
     report.buckets_after = ckpt.page_map.len() as u64;
-    let new_snap = flush::snapshot(&fl, ckpt, filter, Arc::new(verified))?;
-    shard.state.write().snap = Arc::new(new_snap);
+    let old_data = std::mem::replace(&mut fl.data, data);
     drop(snap);
+    flush::install_rebuilt(shard, &mut fl, ckpt, filter, table)?;
     io::remove_if_exists(&old_data.path)?;
-    drop(old_data);
-    io::remove_if_exists(&old_index_path)?;
     progress.finish();
     report.compacted = true;
     report.seconds = started.elapsed().as_secs_f64();

@@ -17,9 +17,9 @@ use crate::io::{self, le};
 use crate::manifest::FORMAT_VERSION;
 
 /// Bytes of a value file's header; the first record starts here.
-pub(crate) const VALUE_FILE_HEADER: u64 = 32;
+pub const VALUE_FILE_HEADER: u64 = 32;
 /// Bytes of a value record's header.
-pub(crate) const VALUE_RECORD_HEADER: u64 = 4;
+pub const VALUE_RECORD_HEADER: u64 = 4;
 const WRITE_CHUNK: usize = 4 << 20;
 
 /// Which value file.

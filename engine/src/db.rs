@@ -80,11 +80,13 @@ pub struct CheckReport {
 
 enum Msg {
     Flush(u32),
+    RebuildHotSet(u32),
     Stop,
 }
 
 struct Inner {
     path: PathBuf,
+    manifest: Manifest,
     opts: Arc<Options>,
     shard_bits: u32,
     shards: Vec<Shard>,
@@ -159,6 +161,9 @@ impl Db {
         let opts = Arc::new(opts);
         let ssd_root = manifest.ssd_root(&path);
         let hdd_root = manifest.hdd_root(&path);
+        // An unfinished rebalance's new layout, or the layout a finished one replaced.
+        crate::rebalance::remove_other_layouts(&ssd_root, manifest.layout)?;
+        crate::rebalance::remove_other_layouts(&hdd_root, manifest.layout)?;
         let mut recovering = Vec::with_capacity(manifest.shards as usize);
         for id in 0..manifest.shards {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, id);
@@ -167,6 +172,7 @@ impl Db {
         let mut sync_point = SyncPoint::open(&path)?;
         let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts)?;
         let inner = Arc::new(Inner {
+            manifest: manifest.clone(),
             path,
             opts: opts.clone(),
             shard_bits,
@@ -204,6 +210,11 @@ impl Db {
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The number of shards.
+    pub fn shards(&self) -> u32 {
+        self.inner.shards.len() as u32
     }
 
     /// The options in force (with the stored layout filled in).
@@ -392,7 +403,25 @@ impl Db {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         check_key(key)?;
         let h = KeyHash::of(key);
-        self.shard_of(h).get(key, h.0)
+        let shard = self.shard_of(h);
+        let (value, rebuild_hot) = shard.get(key, h.0)?;
+        if rebuild_hot {
+            if let Some(tx) = &*self.inner.flusher_tx.lock() {
+                let _ = tx.send(Msg::RebuildHotSet(shard.id));
+            }
+        }
+        Ok(value)
+    }
+
+    /// Rebuilds every shard's hot set now from its access counters (the background thread does it
+    /// by itself when many gets reach the data file). Returns the hot copies written.
+    pub fn rebuild_hot_sets(&self) -> Result<u64> {
+        self.check_writable()?;
+        let mut copies = 0;
+        for shard in &self.inner.shards {
+            copies += self.poison(crate::hot::rebuild_hot_set(shard))?;
+        }
+        Ok(copies)
     }
 
     /// The values of many keys, in order.
@@ -409,10 +438,10 @@ impl Db {
     /// Moves every log into the global tables now (and makes it durable).
     pub fn flush(&self) -> Result<()> {
         self.check_writable()?;
-        for shard in &self.inner.shards {
-            self.poison(shard.flush_all(&|| self.inner.sync_all()))?;
-        }
-        Ok(())
+        let r = self
+            .inner
+            .each_shard_parallel(|shard| shard.flush_all(&|| self.inner.sync_all()));
+        self.poison(r)
     }
 
     /// Visits every live key once with its value, shard by shard (no order within a shard). Return
@@ -535,6 +564,40 @@ impl Db {
         Ok(report)
     }
 
+    /// Rebuilds every shard into `new_shards` shards (a power of two) — the seed note's "full
+    /// rebuild" — and returns the reopened store. The old layout stays the store of record until the
+    /// new one is complete and the manifest is switched atomically; a crash before that leaves the old
+    /// store, after it the new one, never a mix. The handle is consumed: the store is flushed first and
+    /// nothing can read or write it through this handle meanwhile.
+    pub fn rebalance(
+        mut self,
+        new_shards: u32,
+        progress: &dyn Progress,
+    ) -> Result<(Db, crate::RebalanceReport)> {
+        let opts = Options {
+            shards: new_shards,
+            ..(*self.inner.opts).clone()
+        };
+        opts.validate()?;
+        let before = self.stats().shard_key_max_deviation;
+        self.shutdown()?;
+        let inner = &self.inner;
+        let mut report = crate::rebalance::rebuild(
+            &inner.path,
+            &inner.manifest,
+            &inner.shards,
+            new_shards,
+            &opts,
+            progress,
+        )?;
+        let path = inner.path.clone();
+        drop(self);
+        let db = Db::open(&path, opts)?;
+        report.max_deviation_before = before;
+        report.max_deviation_after = db.stats().shard_key_max_deviation;
+        Ok((db, report))
+    }
+
     /// A snapshot of every counter.
     pub fn stats(&self) -> Stats {
         let per_shard = self.inner.shards.iter().map(shard_stats).collect();
@@ -559,19 +622,20 @@ impl Db {
             let _ = h.join();
         }
         self.check_writable()?;
-        for shard in &self.inner.shards {
-            self.poison(shard.flush_all(&|| self.inner.sync_all()))?;
+        let r = self.inner.each_shard_parallel(|shard| {
+            shard.flush_all(&|| self.inner.sync_all())?;
             let st = shard.state.read();
             let mut ckpt = st.snap.ckpt.clone();
             ckpt.bloom = st.snap.filter.to_bytes();
             drop(st);
-            self.poison(flush::store_checkpoint(shard, &mut ckpt))?;
+            flush::store_checkpoint(shard, &mut ckpt)?;
             let st = shard.state.read();
             if st.active.seg.is_empty() {
                 io::remove_if_exists(st.active.seg.path())?;
             }
-        }
-        Ok(())
+            Ok(())
+        });
+        self.poison(r)
     }
 }
 
@@ -582,6 +646,33 @@ impl Drop for Db {
 }
 
 impl Inner {
+    /// Runs `f` on every shard, spread over one thread per core (shards share nothing, so their
+    /// flushes run in parallel). Returns the first error.
+    fn each_shard_parallel(&self, f: impl Fn(&Shard) -> Result<()> + Sync) -> Result<()> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(self.shards.len());
+        if threads <= 1 {
+            return self.shards.iter().try_for_each(&f);
+        }
+        let f = &f;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || self.shards.iter().skip(t).step_by(threads).try_for_each(f))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(Error::Poisoned("a flush thread panicked".into())))
+                })
+                .collect::<Result<Vec<()>>>()
+                .map(|_| ())
+        })
+    }
+
     /// Syncs every shard's log, then records the global sync point: every record numbered below it
     /// is durable in every shard.
     fn sync_all(&self) -> Result<()> {
@@ -608,6 +699,14 @@ fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Stop => return,
+            Msg::RebuildHotSet(id) => {
+                if inner.poisoned.load(Ordering::Acquire) {
+                    continue;
+                }
+                if let Err(e) = crate::hot::rebuild_hot_set(&inner.shards[id as usize]) {
+                    inner.poison(&e);
+                }
+            }
             Msg::Flush(id) => {
                 if inner.poisoned.load(Ordering::Acquire) {
                     continue;
@@ -700,6 +799,10 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recoverin
             }
         } else if let Some(g) = ShardPaths::index_generation(name) {
             if g != snap.ckpt.index_file {
+                io::remove_if_exists(&entry.path())?;
+            }
+        } else if let Some(g) = ShardPaths::hot_generation(name) {
+            if g != snap.ckpt.hot_file {
                 io::remove_if_exists(&entry.path())?;
             }
         } else if name.ends_with(".tmp") {
@@ -862,6 +965,7 @@ fn finish_recovery(
             dir_dirty: AtomicBool::new(false),
             opts: opts.clone(),
             seq: counter.clone(),
+            heat: crate::hot::Heat::new(opts.hot_capacity_bytes),
         });
     }
     // Everything numbered below `next_seq` that survived is durable now (synced above).
@@ -953,7 +1057,8 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         log_bytes += p.seg.len() as u64;
         table_dram += p.table.dram_bytes() as u64;
     }
-    table_dram += c.page_map.len() as u64 * 4 + snap.verified.len() as u64 * 8;
+    table_dram +=
+        c.page_map.len() as u64 * 4 + snap.verified.len() as u64 * 8 + shard.heat.dram_bytes();
     // Live keys: table keys, plus log puts of keys the table lacks, minus log deletes of keys it has.
     let mut live = c.table_keys as i64;
     let mut log_live_bytes = 0u64;
@@ -1002,6 +1107,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         bloom_estimated_fpr: snap.filter.estimated_fpr(),
         bloom_dram_bytes: snap.filter.dram_bytes(),
         table_dram_bytes: table_dram,
+        heat_dram_bytes: shard.heat.dram_bytes(),
         generation: c.generation,
         tiers: TiersStats::from_counters(cnt),
         gets: cnt.gets_snapshot(),
@@ -1013,6 +1119,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         bloom_false_positives: cnt.bloom_false_positives.load(Ordering::Relaxed),
         table_growths: cnt.table_growths.load(Ordering::Relaxed),
         bloom_rebuilds: cnt.bloom_rebuilds.load(Ordering::Relaxed),
+        hot_rebuilds: cnt.hot_rebuilds.load(Ordering::Relaxed),
         log_probe_mean: probe.mean_probe,
         log_probe_max: probe.max_probe as u64,
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::bloom::Filter;
 use crate::checkpoint::Checkpoint;
-use crate::data::{ValueFileKind, ValueWriter, VALUE_FILE_HEADER, VALUE_RECORD_HEADER};
+use crate::data::{ValueFileKind, ValueWriter, VALUE_RECORD_HEADER};
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
 use crate::io::{self, le};
@@ -33,7 +33,9 @@ use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
 /// A Bloom filter whose estimated false-positive rate passes `bloom_fpr × FPR_SLACK` is rebuilt.
-pub(crate) const FPR_SLACK: f64 = 1.2;
+pub const FPR_SLACK: f64 = 1.2;
+/// A rebuilt Bloom filter is sized for this many times the table's keys.
+pub const BLOOM_HEADROOM: f64 = 1.5;
 
 /// What only the flush writes: the value files' append side and the index file.
 #[derive(Debug)]
@@ -53,7 +55,12 @@ impl Flusher {
             shard,
             ckpt.data_end,
         )?;
-        let hot = ValueWriter::open(paths.hot(), ValueFileKind::Hot, shard, ckpt.hot_end)?;
+        let hot = ValueWriter::open(
+            paths.hot(ckpt.hot_file),
+            ValueFileKind::Hot,
+            shard,
+            ckpt.hot_end,
+        )?;
         let index_path = paths.index(ckpt.index_file);
         let index_file = open_index(&index_path, shard, ckpt.index_file, ckpt.index_slots)?;
         Ok(Flusher {
@@ -249,15 +256,14 @@ pub(crate) fn flush_part(
     pending.sort_unstable_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.key.cmp(b.key)));
 
     // 3. Values: data file always, hot file for rewritten keys while it has room.
-    let hot_limit = VALUE_FILE_HEADER + opts.hot_capacity_bytes;
     for p in pending.iter_mut().filter(|p| p.kind == RecordKind::Put) {
         let data_off = fl.data.append(p.hash, p.value)?;
-        let rec = VALUE_RECORD_HEADER + p.value.len() as u64;
-        let hot_off = if p.hot && fl.hot.end() + rec <= hot_limit {
-            Some(fl.hot.append(p.hash, p.value)?)
-        } else {
-            None
-        };
+        let hot_off =
+            if crate::hot::admit_on_flush(shard, p.hash, p.hot, fl.hot.end(), p.value.len()) {
+                Some(fl.hot.append(p.hash, p.value)?)
+            } else {
+                None
+            };
         p.loc = Some(Loc {
             value_len: p.value.len() as u32,
             data_off,
@@ -420,6 +426,7 @@ pub(crate) fn flush_part(
         log_flushed_seq: part.seg.seq,
         max_seq,
         data_file: old.data_file,
+        hot_file: old.hot_file,
         table_keys,
         table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
         entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,
@@ -463,8 +470,9 @@ pub(crate) fn flush_part(
     });
     let grown_filter = grown_filter.filter(|f| f.estimated_fpr() <= opts.bloom_fpr * FPR_SLACK);
     let rebuild_filter = grown_filter.is_none();
-    let mut filter = grown_filter
-        .unwrap_or_else(|| Filter::new(table_keys.saturating_add(table_keys / 2), opts.bloom_fpr));
+    let mut filter = grown_filter.unwrap_or_else(|| {
+        Filter::new((table_keys as f64 * BLOOM_HEADROOM) as u64, opts.bloom_fpr)
+    });
     if rebuild_filter {
         counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
     }
@@ -569,4 +577,68 @@ pub(crate) fn write_pages(
 pub(crate) fn buckets_for(entry_bytes: u64, load: f64) -> u32 {
     ((entry_bytes as f64 / (PAGE_PAYLOAD as f64 * load)).ceil() as u64).clamp(1, u32::MAX as u64)
         as u32
+}
+
+/// A table written in full into a new index file (the next generation) and synced.
+pub(crate) struct RebuiltTable {
+    pub file: File,
+    pub path: PathBuf,
+    pub generation: u64,
+    pub page_map: Vec<u32>,
+    pub slots: u32,
+    pub overflow: u64,
+}
+
+/// Writes `all` (sorted by bucket) as a fresh table of `buckets` buckets into the index file after
+/// `old_index_file`, syncs it, and counts the writes.
+pub(crate) fn write_rebuilt_table(
+    shard: &Shard,
+    all: &[(u32, &[u8], Loc, u8)],
+    buckets: u32,
+    generation: u64,
+    old_index_file: u64,
+) -> Result<RebuiltTable> {
+    let mut out = Vec::new();
+    let (page_map, slots, overflow) = encode_table(all, buckets, generation, &mut out);
+    let index_gen = old_index_file + 1;
+    let path = shard.paths.index(index_gen);
+    let file = create_index(&path, shard.id, index_gen)?;
+    let writes = write_pages(&file, &path, &mut out)?;
+    io::sync_data(&file, &path)?;
+    shard
+        .counters
+        .write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
+    shard
+        .counters
+        .pages_written
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    Ok(RebuiltTable {
+        file,
+        path,
+        generation: index_gen,
+        page_map,
+        slots,
+        overflow,
+    })
+}
+
+/// Makes a rebuilt table live once the checkpoint naming it is stored: the flusher writes to the new
+/// index file, readers get the new snapshot, the old index file is deleted. The caller swaps any new
+/// value file into `fl` first and deletes the old one after.
+pub(crate) fn install_rebuilt(
+    shard: &Shard,
+    fl: &mut Flusher,
+    ckpt: Checkpoint,
+    filter: Filter,
+    table: RebuiltTable,
+) -> Result<()> {
+    let old_index = std::mem::replace(&mut fl.index_path, table.path);
+    fl.index_file = table.file;
+    let verified = verified_bits(ckpt.index_slots);
+    for w in verified.iter() {
+        w.store(u64::MAX, Ordering::Relaxed);
+    }
+    let snap = snapshot(fl, ckpt, filter, Arc::new(verified))?;
+    shard.state.write().snap = Arc::new(snap);
+    io::remove_if_exists(&old_index)
 }

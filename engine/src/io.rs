@@ -24,6 +24,17 @@ pub(crate) fn open_rw(path: &Path) -> Result<File> {
         .at(path)
 }
 
+/// Opens a file for reading and writing, creating it empty when missing (never truncating).
+pub(crate) fn open_or_create(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at(path)
+}
+
 /// Creates (or truncates) a file for reading and writing.
 pub(crate) fn create_rw(path: &Path) -> Result<File> {
     OpenOptions::new()
@@ -172,13 +183,7 @@ impl WriterLock {
     /// Takes the lock or returns [`Error::Locked`].
     pub(crate) fn acquire(store: &Path) -> Result<WriterLock> {
         let path = store.join("LOCK");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
+        let file = open_or_create(&path)?;
         // SAFETY: plain syscall on an open descriptor.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {

@@ -6,7 +6,7 @@
 //! <ssd>/L<layout>/shard-<id>/checkpoint.tkv  per-shard durable state (page map, Bloom, offsets)
 //! <ssd>/L<layout>/shard-<id>/log-<seq>.tkv   log segments (append-only records)
 //! <ssd>/L<layout>/shard-<id>/index-<gen>.tkv global-table pages
-//! <ssd>/L<layout>/shard-<id>/hot.tkv         hot copies of values
+//! <ssd>/L<layout>/shard-<id>/hot-<gen>.tkv   hot copies of values (a hot-set rebuild writes the next)
 //! <hdd>/L<layout>/shard-<id>/data-<gen>.tkv  every value (a compaction writes the next generation)
 //! ```
 //! `layout` numbers a shard layout; a rebalance builds the next one beside the current one and switches
@@ -58,8 +58,16 @@ impl ShardPaths {
             .ok()
     }
 
-    pub fn hot(&self) -> PathBuf {
-        self.ssd.join("hot.tkv")
+    pub fn hot(&self, generation: u64) -> PathBuf {
+        self.ssd.join(format!("hot-{generation:012}.tkv"))
+    }
+
+    /// Parses a hot file's generation from its file name.
+    pub fn hot_generation(name: &str) -> Option<u64> {
+        name.strip_prefix("hot-")?
+            .strip_suffix(".tkv")?
+            .parse()
+            .ok()
     }
 
     pub fn data(&self, generation: u64) -> PathBuf {

@@ -30,6 +30,7 @@ mod db;
 mod error;
 mod flush;
 pub mod hash;
+mod hot;
 mod io;
 mod layout;
 mod log;
@@ -37,15 +38,27 @@ pub mod log_table;
 mod manifest;
 mod options;
 mod page;
+mod rebalance;
 mod shard;
 mod stats;
 mod syncpoint;
 
 pub use batch::{BatchOp, WriteBatch};
+
+/// On-disk format constants, for tools that model the engine (the simulations).
+pub mod format {
+    pub use crate::data::{VALUE_FILE_HEADER, VALUE_RECORD_HEADER};
+    pub use crate::flush::{BLOOM_HEADROOM, FPR_SLACK};
+    pub use crate::log::{LOG_HEADER, RECORD_HEADER};
+    pub use crate::page::{DIR_BYTES, ENTRY_HEADER, PAGE_HEADER, PAGE_PAYLOAD, PAGE_SIZE};
+    /// Bytes of a hot-file offset in a page entry (present only when the entry has a hot copy).
+    pub const HOT_OFFSET_BYTES: usize = 6;
+}
 pub use compaction::{CompactReport, ShardCompaction};
 pub use db::{CheckProblem, CheckReport, Db, NoProgress, Progress};
 pub use error::{Error, Result};
 pub use manifest::FORMAT_VERSION;
 pub use options::{Options, SyncPolicy, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use page::PAGE_SIZE;
+pub use rebalance::RebalanceReport;
 pub use stats::{DiskBytes, GetStats, ShardStats, Stats, TierStats, TiersStats};

@@ -28,9 +28,9 @@ use crate::manifest::FORMAT_VERSION;
 use crate::options::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Bytes of the segment header.
-pub(crate) const LOG_HEADER: usize = 32;
+pub const LOG_HEADER: usize = 32;
 /// Bytes of a record header.
-pub(crate) const RECORD_HEADER: usize = 19;
+pub const RECORD_HEADER: usize = 19;
 const MAGIC: &[u8; 8] = b"TKVLOG\0\0";
 
 /// What a record does.

@@ -18,16 +18,16 @@ use crate::io::le;
 /// Size of one global-table page.
 pub const PAGE_SIZE: usize = 4096;
 /// Bytes of the page header.
-pub(crate) const PAGE_HEADER: usize = 32;
+pub const PAGE_HEADER: usize = 32;
 /// Bytes available for the directory and entries in one page.
-pub(crate) const PAGE_PAYLOAD: usize = PAGE_SIZE - PAGE_HEADER;
+pub const PAGE_PAYLOAD: usize = PAGE_SIZE - PAGE_HEADER;
 const MAGIC: &[u8; 4] = b"TKVP";
 const HOT_FLAG: u16 = 1 << 15;
 const KEY_LEN_MASK: u16 = 0x0FFF;
 /// Entry header bytes without the optional hot offset.
-pub(crate) const ENTRY_HEADER: usize = 12;
+pub const ENTRY_HEADER: usize = 12;
 /// Directory bytes per entry (fingerprint and offset).
-pub(crate) const DIR_BYTES: usize = 3;
+pub const DIR_BYTES: usize = 3;
 
 /// Where a key's value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -253,6 +253,8 @@ pub(crate) struct Shard {
     pub opts: Arc<Options>,
     /// The store's global record sequence counter (shared by all shards; see `syncpoint.rs`).
     pub seq: Arc<AtomicU64>,
+    /// Access-frequency counters of the hot tier.
+    pub heat: crate::hot::Heat,
 }
 
 /// Makes every shard's log durable and advances the sync point (`Db`'s `sync_all`).
@@ -262,12 +264,13 @@ pub(crate) type SyncAll<'a> = &'a dyn Fn() -> Result<()>;
 pub(crate) const MAX_FROZEN: usize = 1;
 
 impl Shard {
-    pub fn get(&self, key: &[u8], hash: u64) -> Result<Option<Vec<u8>>> {
+    /// The value of `key`; the flag asks for a hot-set rebuild (see `hot.rs`).
+    pub fn get(&self, key: &[u8], hash: u64) -> Result<(Option<Vec<u8>>, bool)> {
         let st = self.state.read();
         if let Some(rec) = st.log_lookup(key, hash) {
             self.counters
                 .read(Tier::Log, record_len(rec.key, rec.value));
-            return Ok(match rec.kind {
+            let value = match rec.kind {
                 RecordKind::Put => {
                     self.counters.served(Served::Log);
                     Some(rec.value.to_vec())
@@ -276,7 +279,8 @@ impl Shard {
                     self.counters.served(Served::AbsentByLog);
                     None
                 }
-            });
+            };
+            return Ok((value, false));
         }
         let snap = &st.snap;
         if !snap.filter.may_contain(hash) {
@@ -284,20 +288,21 @@ impl Shard {
                 .bloom_negatives
                 .fetch_add(1, Ordering::Relaxed);
             self.counters.served(Served::AbsentByBloom);
-            return Ok(None);
+            return Ok((None, false));
         }
         match snap.find(key, hash, &self.counters)? {
             Some(loc) => {
                 let (v, served) = snap.read(&loc, hash, &self.counters)?;
                 self.counters.served(served);
-                Ok(Some(v))
+                let rebuild = self.heat.touch(hash, served == Served::Data);
+                Ok((Some(v), rebuild))
             }
             None => {
                 self.counters
                     .bloom_false_positives
                     .fetch_add(1, Ordering::Relaxed);
                 self.counters.served(Served::AbsentAfterPage);
-                Ok(None)
+                Ok((None, false))
             }
         }
     }
@@ -453,6 +458,13 @@ impl Shard {
         crate::io::remove_if_exists(part.seg.path())?;
         if old_index != new_index {
             crate::io::remove_if_exists(&old_index)?;
+        }
+        // Updates left the hot file clogged with dead copies: rebuild the hot set (which rewrites the
+        // hot file with live copies only) so hot keys can keep their copies.
+        let hot_dead = self.state.read().snap.ckpt.hot_dead_bytes;
+        drop(fl);
+        if self.opts.hot_capacity_bytes > 0 && hot_dead >= self.opts.hot_capacity_bytes / 4 {
+            crate::hot::rebuild_hot_set(self)?;
         }
         Ok(true)
     }

@@ -58,6 +58,7 @@ pub(crate) struct Counters {
     pub pages_written: AtomicU64,
     pub table_growths: AtomicU64,
     pub bloom_rebuilds: AtomicU64,
+    pub hot_rebuilds: AtomicU64,
     /// Bytes written per tier before this session (from the checkpoint).
     pub written_before: [AtomicU64; TIERS],
 }
@@ -244,6 +245,8 @@ pub struct ShardStats {
     pub bloom_dram_bytes: u64,
     /// DRAM held by the log tables, page map and other per-shard indexes (not the log records).
     pub table_dram_bytes: u64,
+    /// DRAM held by the hot tier's access counters (included in `table_dram_bytes`).
+    pub heat_dram_bytes: u64,
     /// Flush generation of the last checkpoint.
     pub generation: u64,
     /// Per-tier I/O.
@@ -266,6 +269,8 @@ pub struct ShardStats {
     pub table_growths: u64,
     /// Bloom filter rebuilds (outgrown, or too many stale bits after deletes).
     pub bloom_rebuilds: u64,
+    /// Hot-set rebuilds (admission and eviction by access frequency).
+    pub hot_rebuilds: u64,
     /// Probe-length statistics of the active log table.
     pub log_probe_mean: f64,
     /// Longest probe of the active log table.
@@ -291,7 +296,7 @@ pub struct Stats {
     pub bloom_dram_bytes: u64,
     /// DRAM held by log tables, page maps and other indexes.
     pub table_dram_bytes: u64,
-    /// `(bloom + page maps) / table_keys`: DRAM per flushed key, log tables excluded.
+    /// `(bloom + page maps + hot counters) / table_keys`: DRAM per flushed key, log tables excluded.
     pub dram_bytes_per_flushed_key: f64,
     /// Bytes on disk per tier: log, index, hot, data, meta.
     pub disk_bytes: DiskBytes,
@@ -381,7 +386,7 @@ impl Stats {
         };
         let flushed_dram: u64 = per_shard
             .iter()
-            .map(|p| p.bloom_dram_bytes + p.buckets * 4)
+            .map(|p| p.bloom_dram_bytes + p.buckets * 4 + p.heat_dram_bytes)
             .sum();
         s.dram_bytes_per_flushed_key = if s.table_keys == 0 {
             0.0

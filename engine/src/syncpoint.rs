@@ -63,13 +63,7 @@ impl SyncPoint {
     pub fn open(store: &Path) -> Result<SyncPoint> {
         let path = store.join("SYNCED");
         let existed = path.exists();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
+        let file = io::open_or_create(&path)?;
         let bytes = std::fs::read(&path).at(&path)?;
         let mut best: Option<(u64, u64)> = None;
         for off in SLOT_OFFSETS {

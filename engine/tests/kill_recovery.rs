@@ -47,7 +47,7 @@ fn child_writer() {
     let dir = std::env::var("TIERKV_KILL_DIR").expect("child needs TIERKV_KILL_DIR");
     let seed: u64 = std::env::var("TIERKV_KILL_SEED").unwrap().parse().unwrap();
     let mut rng = SmallRng::seed_from_u64(seed);
-    let db = Db::open(&dir, options()).unwrap();
+    let mut db = Db::open(&dir, options()).unwrap();
     let start: u64 = std::fs::read_to_string(format!("{dir}/next-op"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -82,9 +82,15 @@ fn child_writer() {
             db.flush().unwrap();
         }
         if rng.gen_bool(0.01) {
-            // A crash may also land in the middle of a compaction.
-            db.compact_shard(rng.gen_range(0..4), &tierkv::NoProgress)
+            // A crash may also land in the middle of a compaction...
+            db.compact_shard(rng.gen_range(0..db.shards()), &tierkv::NoProgress)
                 .unwrap();
+        }
+        if rng.gen_bool(0.01) {
+            // ... or of a rebalance (the store must come back as the old or the new layout).
+            let target = if db.shards() == 4 { 8 } else { 4 };
+            println!("rebalancing {target}");
+            db = db.rebalance(target, &tierkv::NoProgress).unwrap().0;
         }
     }
     db.sync().unwrap();
@@ -158,6 +164,7 @@ fn kill_minus_nine_keeps_every_synced_write() {
     let mut rng = SmallRng::seed_from_u64(0xC0FFEE);
     let mut acknowledged = 0u64;
     let mut issued = 0u64;
+    let mut rebalances = 0u32;
     let mut killed_mid_run = 0;
     for cycle in 0..cycles {
         // The child resumes the history where the recovered store ends.
@@ -181,6 +188,8 @@ fn kill_minus_nine_keeps_every_synced_write() {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(n) = line.strip_prefix("synced ") {
                     let _ = tx.send((true, n.parse::<u64>().unwrap()));
+                } else if line.starts_with("rebalancing ") {
+                    let _ = tx.send((false, u64::MAX));
                 } else if let Some(n) = line.strip_prefix("issued ") {
                     let _ = tx.send((false, n.parse::<u64>().unwrap()));
                 }
@@ -189,10 +198,14 @@ fn kill_minus_nine_keeps_every_synced_write() {
         let deadline = Instant::now() + Duration::from_millis(rng.gen_range(50..700));
         while Instant::now() < deadline {
             while let Ok((synced, n)) = rx.try_recv() {
-                if synced {
+                if n == u64::MAX {
+                    rebalances += 1;
+                } else if synced {
                     acknowledged = acknowledged.max(n);
                 }
-                issued = issued.max(n);
+                if n != u64::MAX {
+                    issued = issued.max(n);
+                }
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -201,10 +214,14 @@ fn kill_minus_nine_keeps_every_synced_write() {
         killed_mid_run += (!status.success()) as u32;
         reader.join().unwrap();
         while let Ok((synced, n)) = rx.try_recv() {
-            if synced {
+            if n == u64::MAX {
+                rebalances += 1;
+            } else if synced {
                 acknowledged = acknowledged.max(n);
             }
-            issued = issued.max(n);
+            if n != u64::MAX {
+                issued = issued.max(n);
+            }
         }
 
         let db = Db::open(&path, options()).unwrap();
@@ -257,4 +274,6 @@ fn kill_minus_nine_keeps_every_synced_write() {
         "the child should mostly be killed mid-run"
     );
     assert!(acknowledged > 0, "the children never synced anything");
+    assert!(rebalances > 0, "no child got to rebalance");
+    eprintln!("{cycles} kill cycles, {rebalances} rebalances started, {acknowledged} ops in the final history");
 }

@@ -1,4 +1,5 @@
-//! Random put/get/delete/write_batch/multi_get/flush/reopen sequences checked against a `BTreeMap`.
+//! Random put/get/delete/write_batch/multi_get/flush/sync/reopen/compact/hot-set rebuild/rebalance
+//! sequences checked against a `BTreeMap`.
 //! The log is tiny (4 KiB per shard) so flushes, table growth and overflow pages happen constantly.
 //! `TIERKV_MODEL_OPS` scales the operation count (default 25 000 per seed, 5 seeds).
 
@@ -91,10 +92,23 @@ fn run(seed: u64, ops: usize) {
                 }
             }
             970..=989 => db.flush().unwrap(),
-            990..=996 => db.sync().unwrap(),
-            _ => {
+            990..=994 => db.sync().unwrap(),
+            995..=996 => {
                 drop(db);
                 db = Db::open(dir.path(), options(seed)).unwrap();
+            }
+            997 => {
+                let shard = rng.gen_range(0..db.shards());
+                db.compact_shard(shard, &tierkv::NoProgress).unwrap();
+            }
+            998 => {
+                db.rebuild_hot_sets().unwrap();
+            }
+            _ => {
+                // Rebalance between the seed's shard count and twice it.
+                let base = options(seed).shards;
+                let target = if db.shards() == base { base * 2 } else { base };
+                db = db.rebalance(target, &tierkv::NoProgress).unwrap().0;
             }
         }
     }

@@ -10,22 +10,14 @@ use tierkv::hash::KeyHash;
 use crate::error::{check_param, Result};
 use crate::workload::key_for;
 
-/// The seed the engine builds its filters with. `bloomfilter` derives its two SipHash keys from the
-/// two halves of the seed, so an all-zero seed makes them equal and the k probe positions correlated:
-/// the measured rate is then several times the target (see `docs/simulations.md`). The simulations
-/// measure with the engine's seed, so their predictions match the engine whatever it uses.
-pub const ENGINE_SEED: [u8; 32] = [0u8; 32];
+/// The seed the engine builds its filters with (`engine/src/bloom.rs`). The simulations measure with
+/// it, so their predictions follow the engine's filter.
+pub const ENGINE_SEED: [u8; 32] = *b"tierkv-bloom-seed-v1-0123456789a";
 
-/// A seed with distinct halves: what the filter's sizing formula assumes.
-pub const GOOD_SEED: [u8; 32] = {
-    let mut s = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        s[i] = (i as u8).wrapping_mul(37).wrapping_add(11);
-        i += 1;
-    }
-    s
-};
+/// An all-zero seed: a pitfall worth measuring. `bloomfilter` derives its two SipHash keys from the
+/// two halves of the seed, so equal halves make them equal and the k probe positions correlated; the
+/// rate is then several times the target (`docs/simulations.md`).
+pub const ZERO_SEED: [u8; 32] = [0u8; 32];
 
 /// Bits per key of an optimal filter for false-positive rate `p`: `−ln p / (ln 2)²`.
 pub fn bits_per_key(p: f64) -> f64 {
@@ -74,6 +66,12 @@ pub struct Rebuild {
     /// The filter's false-positive rate when it is rebuilt at the best interval: a rebuild trigger
     /// for the engine ("rebuild when the estimated rate passes this").
     pub fpr_at_rebuild: Option<f64>,
+    /// Device-seconds per second at the best interval.
+    pub best_cost: Option<f64>,
+    /// The engine's own trigger (`BLOOM_FPR_SLACK` × target): the interval it gives, seconds.
+    pub engine_interval_s: Option<f64>,
+    /// Device-seconds per second at the engine's interval.
+    pub engine_cost: Option<f64>,
     /// `(interval s, device-seconds per second)` over a geometric sweep.
     pub curve: Vec<(f64, f64)>,
 }
@@ -95,11 +93,14 @@ pub struct BloomReport {
     pub sample_keys: u64,
     /// Rate measured right after the build, on never-written keys, with the engine's seed.
     pub measured_fpr: f64,
-    /// Same with a seed whose halves differ ([`GOOD_SEED`]).
-    pub measured_fpr_good_seed: f64,
+    /// Same with an all-zero seed ([`ZERO_SEED`]).
+    pub measured_fpr_zero_seed: f64,
+    /// The engine sizes a rebuilt filter for [`crate::model::BLOOM_HEADROOM`] × the table's keys: its
+    /// rate right after a rebuild (formula, `n` keys in a filter for `headroom · n`).
+    pub engine_fpr_after_rebuild: f64,
     /// Rate measured after overwriting every key once (updates add no bits).
     pub measured_fpr_after_updates: f64,
-    /// Growth with inserts and deletes (measured with [`GOOD_SEED`], the formula's assumption).
+    /// Growth with inserts and deletes.
     pub growth: Vec<GrowthPoint>,
     /// Rebuild interval, when a workload and device were given.
     pub rebuild: Option<Rebuild>,
@@ -175,14 +176,14 @@ pub fn simulate(p: &BloomParams) -> Result<BloomReport> {
             }
         })
     };
-    let mut engine = new(&ENGINE_SEED)?;
-    fill(&mut engine, 0, n);
-    let measured_fpr = probe(&engine, p.probes);
-    drop(engine);
-    let mut bloom = new(&GOOD_SEED)?;
+    let mut zero = new(&ZERO_SEED)?;
+    fill(&mut zero, 0, n);
+    let measured_fpr_zero_seed = probe(&zero, p.probes);
+    drop(zero);
+    let mut bloom = new(&ENGINE_SEED)?;
     debug_assert_eq!(bloom.number_of_hash_functions(), k);
     fill(&mut bloom, 0, n);
-    let measured_fpr_good_seed = probe(&bloom, p.probes);
+    let measured_fpr = probe(&bloom, p.probes);
     // Overwrites set the same bits again.
     fill(&mut bloom, 0, n);
     let measured_fpr_after_updates = probe(&bloom, p.probes);
@@ -191,7 +192,7 @@ pub fn simulate(p: &BloomParams) -> Result<BloomReport> {
     let mut growth = vec![GrowthPoint {
         churn: 0.0,
         formula: fpr_formula(n as f64, m_bits, k),
-        measured: measured_fpr_good_seed,
+        measured: measured_fpr,
     }];
     let mut inserted = n;
     for i in 1..=steps {
@@ -217,7 +218,11 @@ pub fn simulate(p: &BloomParams) -> Result<BloomReport> {
         dram_bytes: p.keys as f64 * bits_per_key(p.fpr) / 8.0,
         sample_keys: n,
         measured_fpr,
-        measured_fpr_good_seed,
+        measured_fpr_zero_seed,
+        engine_fpr_after_rebuild: {
+            let (b2, k2) = crate_sizing((n as f64 * crate::model::BLOOM_HEADROOM) as u64, p.fpr);
+            fpr_formula(n as f64, b2 as f64 * 8.0, k2)
+        },
         measured_fpr_after_updates,
         growth,
         rebuild,
@@ -225,12 +230,14 @@ pub fn simulate(p: &BloomParams) -> Result<BloomReport> {
 }
 
 /// The rebuild interval minimising `rebuild_cost / T + (1/T) ∫₀ᵀ absent_rate · fpr(t) · page_cost dt`
-/// where `fpr(t)` is the formula with `keys + churn · t` keys in a filter sized for `keys` (the growth
-/// curve shows the formula tracks the real filter). Swept over 200 geometric steps from one minute
+/// where `fpr(t)` is the formula with `keys + churn · t` keys in a filter sized, as the engine does,
+/// for `headroom × keys` (the growth curve shows the formula tracks the real filter). Also the
+/// interval the engine's own trigger gives, and its cost. Swept over 200 geometric steps from one minute
 /// to ten years; the integral by Simpson's rule.
 pub fn rebuild_interval(r: &RebuildInputs, keys: u64, fpr: f64) -> Rebuild {
     let n = keys.max(1) as f64;
-    let (bytes, k) = crate_sizing(keys, fpr);
+    // A rebuilt filter is sized with the engine's headroom over the keys it holds.
+    let (bytes, k) = crate_sizing((n * crate::model::BLOOM_HEADROOM) as u64, fpr);
     let m_bits = bytes as f64 * 8.0;
     let rebuild_cost_s = n * r.index_bytes_per_key / r.seq_read_bytes_per_sec;
     let rate_at = |t: f64| fpr_formula(n + r.churn_keys_per_sec * t, m_bits, k);
@@ -260,6 +267,20 @@ pub fn rebuild_interval(r: &RebuildInputs, keys: u64, fpr: f64) -> Rebuild {
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .filter(|&(t, _)| t < t1)
     };
+    // The engine rebuilds when the estimate passes slack × target: bisect the time that takes.
+    let trigger = fpr * crate::model::BLOOM_FPR_SLACK;
+    let engine_interval_s = (r.churn_keys_per_sec > 0.0 && rate_at(t1) > trigger).then(|| {
+        let (mut lo, mut hi) = (0.0, t1);
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if rate_at(mid) < trigger {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi.max(1.0)
+    });
     Rebuild {
         churn_keys_per_sec: r.churn_keys_per_sec,
         absent_gets_per_sec: r.absent_gets_per_sec,
@@ -267,6 +288,9 @@ pub fn rebuild_interval(r: &RebuildInputs, keys: u64, fpr: f64) -> Rebuild {
         page_read_cost_s: r.page_read_cost_s,
         best_interval_s: best.map(|b| b.0),
         fpr_at_rebuild: best.map(|b| rate_at(b.0)),
+        best_cost: best.map(|b| b.1),
+        engine_interval_s,
+        engine_cost: engine_interval_s.map(cost),
         curve,
     }
 }
@@ -275,7 +299,7 @@ impl BloomReport {
     /// Human-readable table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "Bloom filter for {} keys at target FPR {}\n  bits/key {:.2}, hashes {}, DRAM {}\n  measured FPR (sample {} keys): {:.5} with the engine's seed, {:.5} with distinct seed halves, {:.5} after overwriting every key\n\n  churn  formula   measured\n",
+            "Bloom filter for {} keys at target FPR {}\n  bits/key {:.2}, hashes {}, DRAM {}\n  measured FPR (sample {} keys): {:.5} with the engine's seed ({:.5} with an all-zero seed), {:.5} after overwriting every key\n  engine filter (sized with the engine's headroom) right after a rebuild: {:.6}\n\n  churn  formula   measured\n",
             self.keys,
             self.target_fpr,
             self.bits_per_key,
@@ -283,8 +307,9 @@ impl BloomReport {
             crate::plan::human_bytes(self.dram_bytes),
             self.sample_keys,
             self.measured_fpr,
-            self.measured_fpr_good_seed,
-            self.measured_fpr_after_updates
+            self.measured_fpr_zero_seed,
+            self.measured_fpr_after_updates,
+            self.engine_fpr_after_rebuild
         );
         for g in &self.growth {
             s += &format!("  {:5.2}  {:.5}   {:.5}\n", g.churn, g.formula, g.measured);
@@ -303,6 +328,18 @@ impl BloomReport {
                     )
                 }
                 _ => s += "  no churn or no absent reads: rebuilding never pays\n",
+            }
+            if let (Some(t), Some(c)) = (r.engine_interval_s, r.engine_cost) {
+                s += &format!(
+                    "  the engine's trigger ({} × target) rebuilds every {}: {:.3e} device-s/s{}\n",
+                    crate::model::BLOOM_FPR_SLACK,
+                    crate::plan::human_duration(t),
+                    c,
+                    r.best_cost.map_or(String::new(), |b| format!(
+                        " vs {b:.3e} at the best interval ({:+.1} %)",
+                        (c / b - 1.0) * 100.0
+                    ))
+                );
             }
         }
         s
@@ -334,20 +371,20 @@ mod tests {
             rebuild: None,
         })
         .unwrap();
+        assert!((r.measured_fpr - 0.01).abs() < 0.003, "{}", r.measured_fpr);
+        assert_eq!(r.measured_fpr, r.measured_fpr_after_updates);
+        // Equal seed halves: correlated probes, measured ≈ 3.6× the target.
         assert!(
-            (r.measured_fpr_good_seed - 0.01).abs() < 0.003,
+            r.measured_fpr_zero_seed > 2.0 * r.measured_fpr,
             "{}",
-            r.measured_fpr_good_seed
+            r.measured_fpr_zero_seed
         );
-        assert_eq!(r.measured_fpr_good_seed, r.measured_fpr_after_updates);
-        if ENGINE_SEED[..16] == ENGINE_SEED[16..] {
-            // Equal seed halves: correlated probes, measured ≈ 3.6× the target.
-            assert!(
-                r.measured_fpr > 2.0 * r.measured_fpr_good_seed,
-                "{}",
-                r.measured_fpr
-            );
-        }
+        // The engine's headroom: more bits per key right after a rebuild (1.5×: 14.4 bits, ~0.13 %).
+        assert!(
+            r.engine_fpr_after_rebuild > 0.0 && r.engine_fpr_after_rebuild < 0.5 * r.measured_fpr,
+            "{}",
+            r.engine_fpr_after_rebuild
+        );
         let last = r.growth.last().unwrap();
         // Twice the keys in a filter sized for one: (1 − e^{−14/9.59})^7 ≈ 0.16.
         assert!(last.formula > 0.1 && last.formula < 0.2, "{}", last.formula);
@@ -390,7 +427,19 @@ mod tests {
             0.01,
         );
         assert!(none.best_interval_s.is_none());
-        assert!(r.fpr_at_rebuild.unwrap() > 0.01);
+        assert!(none.engine_interval_s.is_none());
+        // The best trigger lies above the rate of a fresh filter (sized with headroom).
+        let (b0, k0) = crate_sizing(15_000_000, 0.01);
+        assert!(r.fpr_at_rebuild.unwrap() > fpr_formula(1e7, b0 as f64 * 8.0, k0));
+        // The best interval costs no more than the engine's fixed trigger (it is one of the options
+        // the sweep could have picked, up to the sweep's grid).
+        let (e, b) = (r.engine_cost.unwrap(), r.best_cost.unwrap());
+        assert!(b <= e * 1.001, "best {b} engine {e}");
+        // The engine's trigger is reached when the formula passes 1.2 × target.
+        let t_e = r.engine_interval_s.unwrap();
+        let (bytes, k) = crate_sizing(15_000_000, 0.01);
+        let at = fpr_formula(10_000_000.0 + 100.0 * t_e, bytes as f64 * 8.0, k);
+        assert!((at - 0.012).abs() < 1e-6, "{at}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Device profiles (`bench-data/devices/*.json`): what a drive can do and cost. Owns loading and checking
-//! the profile and the device-level models that need only the profile: rated endurance in bytes,
-//! the M/M/1 utilisation cap for a latency target, and the SSD's internal write amplification at a
-//! fill level. It knows nothing of the engine.
+//! the profile and the device-level models that need only the profile: rated endurance in bytes, the
+//! M/M/c queue that turns a latency target into a read rate, and the SSD's internal write
+//! amplification at a fill level. It knows nothing of the engine.
 
 use std::path::{Path, PathBuf};
 
@@ -77,13 +77,13 @@ impl DeviceProfile {
     /// Reads and checks a profile file.
     pub fn load(path: impl AsRef<Path>) -> Result<DeviceProfile> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-        let p: DeviceProfile = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let p: DeviceProfile = serde_json::from_str(&text).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         p.check(path)?;
         Ok(p)
@@ -166,17 +166,56 @@ impl DeviceProfile {
         self.random_read_latency_us * 1e-6
     }
 
-    /// Highest utilisation at which the mean random-read response time stays under `target_s`,
-    /// treating the drive as an M/M/1 queue with the QD1 service time `s`: `R = s / (1 − ρ) ≤ target`
-    /// ⇒ `ρ ≤ 1 − s/target`. Never above `cap` (headroom for bursts). `0` when the target is below `s`.
-    pub fn utilisation_for_latency(&self, target_s: f64, cap: f64) -> f64 {
-        (1.0 - self.read_service_s() / target_s).clamp(0.0, cap)
+    /// Requests the drive serves in parallel, as an M/M/c queue: `c = ⌊IOPS × s⌋ ≥ 1`, where `s` is
+    /// the QD1 latency. A drive whose data-sheet IOPS exceed `1/s` has internal parallelism (flash
+    /// channels; an HDD's command reordering): c ≈ 85 for a Gen4 NVMe SSD, 2 for a 7200 rpm HDD. Each
+    /// server then serves at `IOPS / c`.
+    pub fn read_servers(&self) -> f64 {
+        (self.random_read_iops * self.read_service_s())
+            .floor()
+            .max(1.0)
     }
 
-    /// Random reads per second one drive sustains under a latency target: the datasheet IOPS
-    /// (which already include command queueing) times the M/M/1 utilisation cap.
-    pub fn read_iops_under(&self, target_s: f64, cap: f64) -> f64 {
-        self.random_read_iops * self.utilisation_for_latency(target_s, cap)
+    /// Mean random-read response time at `rate` reads/s, M/M/c (Erlang C):
+    /// `R = 1/μ + C(c, a) / (c μ − λ)` with `μ = IOPS / c`, `a = λ/μ`; infinite at or past saturation.
+    pub fn read_response_s(&self, rate: f64) -> f64 {
+        let c = self.read_servers();
+        let mu = self.random_read_iops / c;
+        let a = rate.max(0.0) / mu;
+        if a >= c {
+            return f64::INFINITY;
+        }
+        // Erlang B by its stable recursion, then C = B / (1 − ρ (1 − B)).
+        let mut b = 1.0;
+        for k in 1..=(c as u64) {
+            b = a * b / (k as f64 + a * b);
+        }
+        let rho = a / c;
+        let erlang_c = b / (1.0 - rho * (1.0 - b));
+        1.0 / mu + erlang_c / (c * mu - rate)
+    }
+
+    /// Highest read rate with mean response ≤ `target_s` and utilisation ≤ `cap` (of the data-sheet
+    /// IOPS); `0` when even an idle drive is slower than the target. Bisection on the monotone
+    /// [`Self::read_response_s`].
+    pub fn max_read_rate(&self, target_s: f64, cap: f64) -> f64 {
+        let top = self.random_read_iops * cap.clamp(0.0, 1.0);
+        if self.read_response_s(0.0) > target_s {
+            return 0.0;
+        }
+        if self.read_response_s(top) <= target_s {
+            return top;
+        }
+        let (mut lo, mut hi) = (0.0, top);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if self.read_response_s(mid) <= target_s {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// The SSD's internal write amplification for small random writes at `fill` (fraction of the
@@ -195,9 +234,9 @@ impl DeviceProfile {
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<DeviceProfile>> {
     let dir = dir.as_ref();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
+        .map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -271,12 +310,21 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn latency_cap_follows_mm1() {
+    fn queueing_known_answers() {
+        // One server (IOPS × s = 1): M/M/1, R = s / (1 − ρ).
+        let mut d = toy_hdd();
+        d.random_read_iops = 100.0;
+        assert_eq!(d.read_servers(), 1.0);
+        assert!((d.read_response_s(50.0) - 0.010 / 0.5).abs() < 1e-12);
+        // Target 40 ms: ρ ≤ 0.75 → 75 reads/s; the cap wins when lower.
+        assert!((d.max_read_rate(0.040, 1.0) - 75.0).abs() < 1e-6);
+        assert!((d.max_read_rate(0.040, 0.5) - 50.0).abs() < 1e-9);
+        assert_eq!(d.max_read_rate(0.005, 1.0), 0.0);
+        // Two servers (200 IOPS, s = 10 ms): a = 1 → Erlang C = 1/3, R = s + (1/3) s / (2 − 1).
         let d = toy_hdd();
-        // s = 10 ms, target 40 ms: rho <= 0.75.
-        assert!((d.utilisation_for_latency(0.040, 1.0) - 0.75).abs() < 1e-12);
-        assert_eq!(d.utilisation_for_latency(0.005, 1.0), 0.0);
-        assert_eq!(d.utilisation_for_latency(1.0, 0.7), 0.7);
+        assert_eq!(d.read_servers(), 2.0);
+        assert!((d.read_response_s(100.0) - 0.010 * (1.0 + 1.0 / 3.0)).abs() < 1e-12);
+        assert!(d.read_response_s(200.0).is_infinite());
     }
 
     #[test]

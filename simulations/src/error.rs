@@ -1,5 +1,7 @@
 //! The simulations' error type. Bad input files (device profiles, workload specs, traces) are reported
-//! with the file and, where known, the field or line; no public call panics on bad input.
+//! with the file and, where known, the field or line; no public call panics on bad input. Messages are
+//! self-contained (they include the underlying error's text), so the underlying errors are not also
+//! exposed as `source()`: an `anyhow` chain would print them twice.
 
 use std::path::PathBuf;
 
@@ -11,22 +13,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("cannot access {}: {source}", path.display())]
+    #[error("cannot access {}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A JSON file did not parse into the expected shape (serde names the field, line and column).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
         /// The parse error.
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// A field parsed but holds a value out of range.
     #[error("{}: field `{field}`: {reason}", path.display())]
@@ -58,7 +58,7 @@ pub enum Error {
     },
     /// The engine failed while `validate` ran a workload against a real store.
     #[error("engine error during validation: {0}")]
-    Engine(#[from] tierkv::Error),
+    Engine(tierkv::Error),
 }
 
 /// Checks a parameter: `Err(Param)` naming it when `ok` is false.
@@ -74,5 +74,11 @@ pub(crate) fn check_param(
             name,
             reason: reason(),
         })
+    }
+}
+
+impl From<tierkv::Error> for Error {
+    fn from(e: tierkv::Error) -> Self {
+        Error::Engine(e)
     }
 }

@@ -19,7 +19,7 @@ pub struct SsdWear {
     pub user_bytes_per_day: f64,
     /// Engine WA per tier.
     pub engine_wa: TierWa,
-    /// Index bytes per day from table doublings (growth), whole store.
+    /// Index bytes per day from table rebuilds as the key count grows, whole store.
     pub growth_bytes_per_day: f64,
     /// Fill of each SSD (used ÷ capacity).
     pub fill: f64,
@@ -87,7 +87,8 @@ pub struct HddLoad {
     pub random_reads_per_sec: f64,
     /// Busy fraction: reads × QD1 service time + writes ÷ bandwidth.
     pub utilisation: f64,
-    /// Mean random-read response time, M/M/1 (`s / (1 − ρ)`), seconds; infinite when saturated.
+    /// Mean random-read response time, M/M/c on the drive's time left by streaming, seconds;
+    /// infinite when saturated.
     pub read_response_s: f64,
     /// TB read and written per HDD per year.
     pub workload_tb_per_year: f64,
@@ -111,15 +112,17 @@ pub fn hdd_load(
     let n = hdds.max(1) as f64;
     let w = data_write_bytes_per_sec / n;
     let r = random_reads_per_sec / n;
-    // Utilisation from the datasheet's random IOPS (queued) plus streaming time.
-    let rho = r / hdd.random_read_iops + w / (hdd.seq_write_mb_s * 1e6);
+    // Utilisation from the datasheet's random IOPS (queued) plus streaming time; reads see a drive
+    // slowed by the streaming share of its time.
+    let write_share = w / (hdd.seq_write_mb_s * 1e6);
+    let rho = r / hdd.random_read_iops + write_share;
     HddLoad {
         hdds: hdds.max(1),
         seq_write_bytes_per_sec: w,
         random_reads_per_sec: r,
         utilisation: rho,
-        read_response_s: if rho < 1.0 {
-            hdd.read_service_s() / (1.0 - rho)
+        read_response_s: if write_share < 1.0 {
+            hdd.read_response_s(r / (1.0 - write_share))
         } else {
             f64::INFINITY
         },
@@ -294,10 +297,10 @@ mod tests {
     #[test]
     fn hdd_load_by_hand() {
         // 2 HDDs, 100 reads/s and 20 MB/s of appends in total: each does 50 reads/s (0.25 of 200
-        // IOPS) and 10 MB/s (0.05 of 200 MB/s): ρ = 0.3, response = 10 ms / 0.7.
+        // IOPS) and 10 MB/s (0.05 of 200 MB/s): ρ = 0.3. Reads see 50 / 0.95 reads/s on 2 servers.
         let h = hdd_load(&toy_hdd(), 2, 20e6, 100.0, 1000.0, 1e12);
         assert!((h.utilisation - 0.3).abs() < 1e-12);
-        assert!((h.read_response_s - 0.010 / 0.7).abs() < 1e-12);
+        assert!((h.read_response_s - toy_hdd().read_response_s(50.0 / 0.95)).abs() < 1e-15);
         assert!((h.failures_per_year - 0.02).abs() < 1e-12);
     }
 }

@@ -4,9 +4,9 @@
 //! I/O and no device knowledge.
 //!
 //! Format facts used (engine defaults): 4 KiB pages with a 32-byte header; a global-table entry is a
-//! 12-byte header (key_len u16, value_len u32, data offset 6 bytes), an optional 6-byte hot offset and
-//! the key; a log record is an 11-byte header (crc32, kind, key_len u16, value_len u32) plus key and
-//! value; a data-file value record is a 4-byte CRC plus the value; the bucket count of a shard is the
+//! 3-byte directory slot (fingerprint, offset), a 12-byte header (key_len u16, value_len u32, data
+//! offset 6 bytes), an optional 6-byte hot offset and the key; a log record is a 19-byte header (crc32, kind, key_len u16, value_len u32, sequence u64)
+//! plus key and value; a data-file value record is a 4-byte CRC plus the value; the bucket count of a shard is the
 //! smallest power of two keeping entry bytes ÷ primary-page payload ≤ `table_max_load`.
 
 use serde::Serialize;
@@ -21,12 +21,20 @@ pub const PAGE_HEADER: f64 = 32.0;
 pub const PAGE_PAYLOAD: f64 = PAGE_SIZE - PAGE_HEADER;
 /// Entry header bytes (key_len u16, value_len u32, data offset 6 bytes).
 pub const ENTRY_HEADER: f64 = 12.0;
+/// Page-directory bytes per entry (one-byte fingerprint, two-byte offset: `engine/src/page.rs`).
+pub const DIR_BYTES: f64 = 3.0;
 /// Extra bytes of an entry with a hot-file offset.
 pub const HOT_OFFSET: f64 = 6.0;
-/// Log record header bytes.
-pub const LOG_HEADER: f64 = 11.0;
+/// Log record header bytes (crc32, kind, key_len u16, value_len u32, sequence number u64:
+/// `engine/src/log.rs` `RECORD_HEADER`).
+pub const LOG_HEADER: f64 = 19.0;
 /// Data-file record overhead (CRC).
 pub const DATA_HEADER: f64 = 4.0;
+/// `Filter::new(table_keys × 1.5, fpr)` in the engine's flush (`engine/src/flush.rs`).
+pub const BLOOM_HEADROOM: f64 = 1.5;
+/// The engine rebuilds a filter whose estimated rate passes the target by this factor
+/// (`FPR_SLACK` in `engine/src/flush.rs`).
+pub const BLOOM_FPR_SLACK: f64 = 1.2;
 /// Page-map bytes per bucket in a checkpoint.
 pub const PAGE_MAP_BYTES: f64 = 4.0;
 
@@ -43,6 +51,9 @@ pub struct EngineConfig {
     pub bloom_fpr: f64,
     /// Per-shard hot-file capacity, bytes.
     pub hot_capacity_bytes: f64,
+    /// The engine sizes a rebuilt Bloom filter for this many times the table's keys (it rebuilds
+    /// when the table outgrows it), so the filter holds between 1/headroom and all of its capacity.
+    pub bloom_headroom: f64,
 }
 
 impl Default for EngineConfig {
@@ -54,13 +65,20 @@ impl Default for EngineConfig {
             table_max_load: o.table_max_load,
             bloom_fpr: o.bloom_fpr,
             hot_capacity_bytes: o.hot_capacity_bytes as f64,
+            bloom_headroom: BLOOM_HEADROOM,
         }
     }
 }
 
-/// Bytes of one global-table entry.
+/// Page bytes of one global-table entry, its directory slot included.
 pub fn entry_bytes(key_bytes: f64, hot: bool) -> f64 {
-    ENTRY_HEADER + key_bytes + if hot { HOT_OFFSET } else { 0.0 }
+    DIR_BYTES + ENTRY_HEADER + key_bytes + if hot { HOT_OFFSET } else { 0.0 }
+}
+
+/// What the engine's growth check charges per put in a flushed log part (as if it were a new entry
+/// with a hot copy: `engine/src/flush.rs` step 2).
+pub fn growth_entry_bytes(key_bytes: f64) -> f64 {
+    entry_bytes(key_bytes, true)
 }
 
 /// Entries of mean size `entry` that fit a page.
@@ -73,11 +91,27 @@ pub fn log_record_bytes(key_bytes: f64, value_bytes: f64) -> f64 {
     LOG_HEADER + key_bytes + value_bytes
 }
 
-/// Buckets of a shard holding `keys` entries of `entry` bytes: the smallest power of two with load
-/// ≤ `max_load` (at least 1).
+/// A table past `table_max_load` is rebuilt for this fraction of it (`engine/src/flush.rs`: load
+/// 2/3 of the maximum after the rebuild, so rebuilds are amortized).
+pub const REBUILD_LOAD_FRACTION: f64 = 2.0 / 3.0;
+
+/// The engine's bucket count for `entry_bytes` of entries at `load`: `⌈bytes / (4064 · load)⌉ ≥ 1`
+/// (any count: the bucket selector is a multiply-shift, not a mask).
+pub fn buckets_at_load(entry_bytes: f64, load: f64) -> f64 {
+    (entry_bytes / (PAGE_PAYLOAD * load)).ceil().max(1.0)
+}
+
+/// The load a growing table averages over its rebuild cycle: it runs from
+/// `REBUILD_LOAD_FRACTION × max_load` just after a rebuild up to `max_load`, linearly in the keys,
+/// so with keys growing steadily the time average is the midpoint.
+pub fn mean_load(max_load: f64) -> f64 {
+    max_load * (1.0 + REBUILD_LOAD_FRACTION) / 2.0
+}
+
+/// Buckets of a shard holding `keys` entries of `entry` bytes, for planning (no history): the count
+/// that puts the table at its cycle-average load [`mean_load`].
 pub fn buckets_for(keys: f64, entry: f64, max_load: f64) -> f64 {
-    let need = (keys * entry / (max_load * PAGE_PAYLOAD)).max(1.0);
-    2f64.powi(need.log2().ceil() as i32)
+    buckets_at_load(keys * entry, mean_load(max_load))
 }
 
 /// Table load (entry bytes ÷ primary-page payload) with `buckets` buckets.
@@ -262,14 +296,56 @@ impl TierWa {
 mod tests {
     use super::*;
 
+    /// The engine's format constants are crate-private, so this test measures them through a real
+    /// store's counters: a change in the engine's format fails here, not silently in `validate`.
     #[test]
-    fn buckets_double_at_the_load_threshold() {
-        let e = entry_bytes(24.0, false); // 36 bytes
-        let per_bucket = 0.75 * PAGE_PAYLOAD / e; // 84.67 entries at load 0.75
-        assert_eq!(buckets_for(per_bucket * 1024.0 - 1.0, e, 0.75), 1024.0);
-        assert_eq!(buckets_for(per_bucket * 1024.0 + 1.0, e, 0.75), 2048.0);
-        let l = table_load(per_bucket * 1024.0 + 1.0, e, 2048.0);
-        assert!((l - 0.375).abs() < 1e-3);
+    fn format_constants_match_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = tierkv::Options {
+            shards: 1,
+            background_flush: false,
+            ..tierkv::Options::default()
+        };
+        let db = tierkv::Db::open(dir.path().join("s"), opts).unwrap();
+        let keys = 10_000u64;
+        for i in 0..keys {
+            db.put(&crate::workload::key_for(i, 16), &[7u8; 100])
+                .unwrap();
+        }
+        db.flush().unwrap();
+        let st = db.stats();
+        assert_eq!(
+            st.tiers.log.write_bytes as f64,
+            keys as f64 * log_record_bytes(16.0, 100.0)
+        );
+        assert_eq!(
+            st.tiers.data.write_bytes as f64,
+            keys as f64 * (DATA_HEADER + 100.0)
+        );
+        // One flush into an empty table writes every bucket's chain once.
+        let entry = entry_bytes(16.0, false);
+        let grown = growth_entry_bytes(16.0);
+        // One flush from the single initial bucket: rebuilt for 2/3 of the threshold load.
+        let buckets = buckets_at_load(keys as f64 * grown, 0.75 * REBUILD_LOAD_FRACTION);
+        assert_eq!(st.per_shard[0].buckets as f64, buckets);
+        assert!(st.tiers.index.write_bytes as f64 >= buckets * PAGE_SIZE);
+        assert!(
+            (st.per_shard[0].table_load - table_load(keys as f64, entry, buckets)).abs() < 1e-9
+        );
+        // The filter is re-sized with the engine's headroom on growth.
+        let (bytes, _) = crate::bloom::crate_sizing((keys as f64 * BLOOM_HEADROOM) as u64, 0.01);
+        assert_eq!(st.bloom_dram_bytes, bytes);
+    }
+
+    #[test]
+    fn planning_buckets_sit_at_the_cycle_average_load() {
+        let e = entry_bytes(24.0, false); // 39 bytes
+        assert!((mean_load(0.75) - 0.625).abs() < 1e-12);
+        let keys = 1e8;
+        let b = buckets_for(keys, e, 0.75);
+        assert!((table_load(keys, e, b) - 0.625).abs() < 1e-6);
+        assert_eq!(buckets_at_load(1.0, 0.75), 1.0);
+        assert_eq!(buckets_at_load(0.0, 0.75), 1.0);
     }
 
     #[test]
@@ -314,7 +390,7 @@ mod tests {
             n,
             1e4,
         );
-        assert!((u - (1.0 - (-0.01f64).exp())).abs() < 1e-12);
+        assert!((u - (1.0 - (1.0 - 1.0 / n).powf(1e4))).abs() < 1e-12);
         assert!(z > 10.0 * u, "zipf {z} uniform {u}");
     }
 }

@@ -114,6 +114,11 @@ pub struct Recommended {
     pub ssd_years_to_wear_out: f64,
     /// DRAM for filters, page maps and log tables.
     pub dram_bytes: f64,
+    /// The same store if the hot file serves nothing — where the engine's current append-only,
+    /// never-evicting hot file ends up once it is full (`docs/simulations.md`, gaps): HDDs and cost.
+    pub without_hot_hdds: u32,
+    /// Cost of that configuration, dollars.
+    pub without_hot_cost: f64,
 }
 
 /// Everything `simulate plan` reports.
@@ -168,7 +173,7 @@ pub fn plan(
         probes: p.mc_keys.clamp(1000, 200_000),
         max_churn: 1.0,
         rebuild: Some(RebuildInputs {
-            churn_keys_per_sec: w.puts_per_op * w.requests_per_sec,
+            churn_keys_per_sec: w.new_keys_per_sec(),
             absent_gets_per_sec: w.gets_per_sec() * w.missing_fraction,
             seq_read_bytes_per_sec: ssd.seq_read_mb_s * 1e6,
             page_read_cost_s: 1.0 / ssd.random_read_iops,
@@ -183,6 +188,7 @@ pub fn plan(
         table_max_load: cfg.table_max_load,
     })?;
     let rec_shard = &shard_report.points[shard_report.recommended.trailing_zeros() as usize];
+    let cold = ratio::evaluate(w, ssd, hdd, &cfg, &p.targets, 0.0);
     let rebuild = bloom_report.rebuild.as_ref();
     let recommended = Recommended {
         shards: cfg.shards,
@@ -203,6 +209,8 @@ pub fn plan(
         cost: best.cost,
         ssd_years_to_wear_out: best.wear.years_to_wear_out,
         dram_bytes: rec_shard.dram_total,
+        without_hot_hdds: cold.hdds,
+        without_hot_cost: cold.cost,
     };
     Ok(Plan {
         workload: w.clone(),
@@ -312,7 +320,8 @@ pub fn probe_chart(r: &TableReport) -> Chart {
     Chart {
         title: "Log table (Robin Hood) probe length vs load".into(),
         x_label: "load factor".into(),
-        y_label: "mean distance from home slot".into(),
+        y_label: "distance from home slot".into(),
+        y_log: true,
         series: vec![
             Series {
                 name: "measured".into(),
@@ -473,14 +482,19 @@ impl Plan {
             r.ssd_years_to_wear_out
         );
         let _ = writeln!(s, "  DRAM                 {}", human_bytes(r.dram_bytes));
+        let _ = writeln!(
+            s,
+            "  without a serving hot file (the engine's fill-once hot file, long run): {} HDDs, ${:.0}",
+            r.without_hot_hdds, r.without_hot_cost
+        );
         s
     }
 
     /// Writes `report.md` and the SVG plots into `dir` (created if missing).
     pub fn write_report(&self, dir: &Path, ssd: &DeviceProfile) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?;
         let mut charts = vec![
             ("shards.svg", shard_chart(&self.shards)),
@@ -517,7 +531,7 @@ impl Plan {
         md += "\n## Lifetime\n\n![lifetime](lifetime.svg)\n\n";
         md += &fence(self.ratio.best.wear.table() + "\n" + &self.ratio.best.hdd.table());
         let path = dir.join("report.md");
-        std::fs::write(&path, md).map_err(|source| Error::Io { path, source })
+        std::fs::write(&path, md).map_err(|cause| Error::Io { path, cause })
     }
 }
 

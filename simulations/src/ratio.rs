@@ -15,10 +15,15 @@ use crate::model::{self, EngineConfig, TierWa};
 use crate::table::poisson_overflow;
 use crate::workload::Workload;
 
+/// Pages a growing table rewrites per added key, times `entries per page × max load`: a rebuild at
+/// load `L` onto 1.5× the buckets (load back to 2L/3) writes `1.5 B` pages after `B c L / 3` new keys,
+/// so `4.5 / (c L)` pages per key.
+const TABLE_GROWTH_PAGES_PER_KEY: f64 = 4.5;
+
 /// Service targets and provisioning limits.
 #[derive(Clone, Debug, Serialize)]
 pub struct Targets {
-    /// Mean HDD random-read response target, seconds (M/M/1 on the QD1 latency).
+    /// Mean HDD random-read response target, seconds (M/M/c, see `DeviceProfile::read_response_s`).
     pub hdd_read_latency_s: f64,
     /// Mean SSD random-read response target, seconds.
     pub ssd_read_latency_s: f64,
@@ -28,8 +33,8 @@ pub struct Targets {
     pub ssd_fill_limit: f64,
     /// Largest planned HDD fill.
     pub hdd_fill_limit: f64,
-    /// Fraction of data-file bytes that may be dead before compaction (space amplification
-    /// `1 / (1 − dead)`).
+    /// Fraction of data-file bytes that may be dead before compaction rewrites the file (the
+    /// engine's `compact_dead_fraction`; space amplification up to `1 / (1 − dead)`).
     pub data_dead_fraction: f64,
     /// Years the SSDs must last before wearing out.
     pub ssd_years: f64,
@@ -43,7 +48,7 @@ impl Default for Targets {
             max_utilisation: 0.7,
             ssd_fill_limit: 0.85,
             hdd_fill_limit: 0.9,
-            data_dead_fraction: 0.2,
+            data_dead_fraction: tierkv::Options::default().compact_dead_fraction,
             ssd_years: 5.0,
         }
     }
@@ -140,7 +145,7 @@ pub fn evaluate(
     let load = model::table_load(kps, entry, buckets);
     let ovf = poisson_overflow(load * c as f64, c);
     let pages_per_bucket = 1.0 + ovf.overflow_pages_per_bucket;
-    let bloom_bytes = kps * bloom::bits_per_key(cfg.bloom_fpr) / 8.0;
+    let bloom_bytes = kps * cfg.bloom_headroom * bloom::bits_per_key(cfg.bloom_fpr) / 8.0;
     let rec = model::log_record_bytes(k, v);
     let mut ssd_bytes = SsdBytes {
         index: s * buckets * pages_per_bucket * model::PAGE_SIZE,
@@ -163,8 +168,8 @@ pub fn evaluate(
     }
     let user_per_day = w.user_write_bytes_per_sec() * 86400.0;
     let growth_keys_per_day = n * w.growth_per_day;
-    let growth_bytes_per_day =
-        growth_keys_per_day * 4.0 * model::PAGE_SIZE / (c as f64 * cfg.table_max_load);
+    let growth_bytes_per_day = growth_keys_per_day * TABLE_GROWTH_PAGES_PER_KEY * model::PAGE_SIZE
+        / (c as f64 * cfg.table_max_load);
 
     // Reads.
     let gets = w.gets_per_sec();
@@ -197,11 +202,12 @@ pub fn evaluate(
 
     // Drives.
     let ceil = |x: f64| x.ceil().max(1.0) as u32;
-    let ssd_util = ssd.utilisation_for_latency(t.ssd_read_latency_s, t.max_utilisation);
-    let hdd_util = hdd.utilisation_for_latency(t.hdd_read_latency_s, t.max_utilisation);
-    let feasible = ssd_util > 0.0 && hdd_util > 0.0;
+    // Reads each drive may take under its latency target and utilisation cap (M/M/c).
+    let ssd_rate = ssd.max_read_rate(t.ssd_read_latency_s, t.max_utilisation);
+    let hdd_rate = hdd.max_read_rate(t.hdd_read_latency_s, t.max_utilisation);
+    let feasible = ssd_rate > 0.0 && hdd_rate > 0.0;
     let ssd_cap = ceil(ssd_bytes.total / (ssd.capacity_bytes() * t.ssd_fill_limit));
-    let ssd_perf = ceil(ssd_reads / (ssd.random_read_iops * ssd_util.max(1e-9)));
+    let ssd_perf = ceil(ssd_reads / ssd_rate.max(1e-9));
     // Endurance: drives whose rated bytes cover the years asked (internal WA at the fill limit).
     let probe = lifetime::ssd_wear(ssd, 1, user_per_day, &wa, growth_bytes_per_day, 0.0);
     let per_day_at_limit = (user_per_day * (wa.log + wa.meta)
@@ -212,8 +218,10 @@ pub fn evaluate(
     let ssds = ssd_cap.max(ssd_perf).max(ssd_wear);
     let hdd_cap = ceil(hdd_bytes / (hdd.capacity_bytes() * t.hdd_fill_limit));
     let data_write_bps = w.user_write_bytes_per_sec() * wa.data;
-    let hdd_busy = hdd_reads / hdd.random_read_iops + data_write_bps / (hdd.seq_write_mb_s * 1e6);
-    let hdd_perf = ceil(hdd_busy / hdd_util.max(1e-9));
+    // Appending takes `write time` HDD-seconds per second; the rest of each drive's time serves reads:
+    // n (1 − write/n) rate ≥ reads ⇒ n ≥ reads / rate + write time / cap.
+    let write_time = data_write_bps / (hdd.seq_write_mb_s * 1e6);
+    let hdd_perf = ceil(hdd_reads / hdd_rate.max(1e-9) + write_time / t.max_utilisation);
     let hdds = hdd_cap.max(hdd_perf);
     let cost = ssds as f64 * ssd.capacity_gb * ssd.price_per_gb
         + hdds as f64 * hdd.capacity_gb * hdd.price_per_gb;

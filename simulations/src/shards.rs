@@ -64,7 +64,8 @@ pub struct ShardPoint {
     pub index_bytes_per_shard: f64,
     /// Buckets per shard.
     pub buckets_per_shard: f64,
-    /// DRAM per shard: Bloom filter + page map + two log tables (active and flushing).
+    /// DRAM per shard: Bloom filter (sized with the engine's headroom) + page map + two log tables
+    /// (active and flushing).
     pub dram_per_shard: f64,
     /// DRAM for the whole store.
     pub dram_total: f64,
@@ -87,7 +88,7 @@ pub struct ShardParams {
     pub threads: u32,
     /// Largest acceptable expected max deviation of shard key counts (the rebalance trigger).
     pub max_deviation: f64,
-    /// Largest acceptable global table per shard, bytes (a doubling rewrites one shard's table).
+    /// Largest acceptable global table per shard, bytes (a rebuild rewrites one shard's table).
     pub max_shard_index_bytes: f64,
     /// Keys hashed per Monte Carlo trial.
     pub mc_keys: u64,
@@ -103,7 +104,7 @@ impl Default for ShardParams {
             config: EngineConfig::default(),
             threads: 8,
             max_deviation: 0.05,
-            max_shard_index_bytes: 16.0 * (1u64 << 30) as f64,
+            max_shard_index_bytes: 4.0 * (1u64 << 30) as f64,
             mc_keys: 1_000_000,
             mc_trials: 4,
             max_shards: 4096,
@@ -116,6 +117,8 @@ impl Default for ShardParams {
 pub struct ShardReport {
     /// Keys.
     pub keys: u64,
+    /// Keys hashed per Monte Carlo trial (the `mc_*` and `formula_at_mc_keys` columns).
+    pub mc_keys: u64,
     /// The sweep.
     pub points: Vec<ShardPoint>,
     /// The recommended count: the smallest acceptable one.
@@ -205,7 +208,9 @@ pub fn simulate(w: &Workload, p: &ShardParams) -> Result<ShardReport> {
             var_b.max(0.0).sqrt() / (n * pr * s_bytes)
                 * expected_max_normal(2.0 * s).max((2.0 / std::f64::consts::PI).sqrt())
         };
-        let dram = kps * bpk / 8.0 + buckets * model::PAGE_MAP_BYTES + log_table_dram;
+        let dram = kps * p.config.bloom_headroom * bpk / 8.0
+            + buckets * model::PAGE_MAP_BYTES
+            + log_table_dram;
         let flush = model::flush_cost(w, &p.config, kps, buckets, 1.0, kps * bpk / 8.0);
         let mut why = Vec::new();
         if (s as u32) < p.threads {
@@ -289,6 +294,7 @@ pub fn simulate(w: &Workload, p: &ShardParams) -> Result<ShardReport> {
     });
     Ok(ShardReport {
         keys: w.keys,
+        mc_keys: p.mc_keys,
         points,
         recommended,
         reason,
@@ -302,8 +308,8 @@ impl ShardReport {
     pub fn table(&self) -> String {
         use crate::plan::human_bytes as hb;
         let mut s = format!(
-            "Shards for {} keys\n shards  keys/shard    bytes/shard  E[max dev]  MC dev (formula)     index/shard  DRAM/shard  DRAM total  flush pages  ok\n",
-            self.keys
+            "Shards for {} keys (E[max dev] at that count; MC = Monte Carlo with the engine's hash over {} keys per trial, next to the formula at {} keys)\n shards  keys/shard    bytes/shard  E[max dev]  MC dev (formula)     index/shard  DRAM/shard  DRAM total  flush pages  ok\n",
+            self.keys, self.mc_keys, self.mc_keys
         );
         for p in &self.points {
             s += &format!(

@@ -237,9 +237,9 @@ impl Chart {
 
     /// Writes the SVG to `path`.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.render()).map_err(|source| Error::Io {
+        std::fs::write(path, self.render()).map_err(|cause| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
     }
 }

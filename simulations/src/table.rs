@@ -102,15 +102,15 @@ pub struct OverflowPoint {
     pub monte_carlo: Overflow,
 }
 
-/// Monte Carlo: `load · c · 2^bucket_bits` synthetic keys into `2^bucket_bits` buckets by
+/// Monte Carlo: `load · c · buckets` synthetic keys into `buckets` buckets by the engine's
 /// `KeyHash::bucket`; hashes computed once and shared by all points.
-pub fn overflow_sweep(per_page: &[u64], loads: &[f64], bucket_bits: u32) -> Vec<OverflowPoint> {
-    let buckets = 1usize << bucket_bits;
+pub fn overflow_sweep(per_page: &[u64], loads: &[f64], buckets: u32) -> Vec<OverflowPoint> {
+    let buckets = buckets.max(1) as usize;
     let max_c = per_page.iter().copied().max().unwrap_or(1);
     let max_load = loads.iter().copied().fold(0.0, f64::max);
     let n_max = (max_load * max_c as f64 * buckets as f64).ceil() as u64;
     let bucket_of: Vec<u32> = (0..n_max)
-        .map(|id| KeyHash::of(&key_for(id, 16)).bucket(bucket_bits))
+        .map(|id| KeyHash::of(&key_for(id, 16)).bucket(buckets as u32))
         .collect();
     let mut out = Vec::new();
     let mut counts = vec![0u64; buckets];
@@ -160,11 +160,11 @@ pub struct WaPoint {
 pub fn wa_sweep(
     key_bytes: f64,
     value_bytes: f64,
-    buckets_bits: u32,
+    buckets: u32,
     ratios: &[f64],
     mc: bool,
 ) -> Vec<WaPoint> {
-    let b = (1u64 << buckets_bits) as f64;
+    let b = buckets.max(1) as f64;
     let table_bytes = b * PAGE_SIZE;
     let rec = model::log_record_bytes(key_bytes, value_bytes);
     ratios
@@ -176,7 +176,7 @@ pub fn wa_sweep(
                 let mut seen = vec![false; b as usize];
                 let mut t = 0u64;
                 for id in 0..d as u64 {
-                    let k = KeyHash::of(&key_for(id + (1 << 32), 16)).bucket(buckets_bits) as usize;
+                    let k = KeyHash::of(&key_for(id + (1 << 32), 16)).bucket(buckets) as usize;
                     if !seen[k] {
                         seen[k] = true;
                         t += 1;
@@ -204,7 +204,7 @@ pub struct TableParams {
     pub key_bytes: f64,
     /// Mean value size.
     pub value_bytes: f64,
-    /// The table's doubling threshold.
+    /// The table's rebuild threshold (`table_max_load`).
     pub table_max_load: f64,
 }
 
@@ -217,10 +217,11 @@ pub struct TableReport {
     pub entries_per_page: u64,
     /// Overflow sweep (several page capacities including this workload's).
     pub overflow: Vec<OverflowPoint>,
-    /// Overflow at the load the table averages between doublings: keys grow at a steady rate from
-    /// threshold/2 (just after a doubling) to the threshold, so the time-averaged load is ¾ of it.
+    /// Overflow at the load the table averages between rebuilds: keys grow at a steady rate from
+    /// 2/3 of the threshold (just after a rebuild) to the threshold, so the time-averaged load is 5/6
+    /// of it.
     pub at_mean_load: Overflow,
-    /// Overflow at the doubling threshold (worst case).
+    /// Overflow at the rebuild threshold (worst case).
     pub at_max_load: Overflow,
     /// Page reads of a present-key get, at the threshold: `1 + entries_in_overflow`.
     pub page_reads_per_get: f64,
@@ -252,15 +253,14 @@ pub fn simulate(p: &TableParams) -> Result<TableReport> {
         caps.sort_unstable();
     }
     let oloads: Vec<f64> = (6..=20).map(|i| i as f64 * 0.05).collect();
-    let overflow = overflow_sweep(&caps, &oloads, p.mc_bucket_bits);
-    // Mean load over a doubling cycle: keys grow from L/2 to L at a constant rate, the load with them.
-    let mean_load = 0.75 * p.table_max_load;
+    let overflow = overflow_sweep(&caps, &oloads, 1 << p.mc_bucket_bits);
+    let mean_load = model::mean_load(p.table_max_load);
     let at_mean_load = poisson_overflow(mean_load * c as f64, c);
     let at_max_load = poisson_overflow(p.table_max_load * c as f64, c);
     let ratios: Vec<f64> = (0..=16)
         .map(|i| 10f64.powf(-3.0 + i as f64 * 0.25))
         .collect();
-    let index_wa = wa_sweep(p.key_bytes, p.value_bytes, 14, &ratios, true);
+    let index_wa = wa_sweep(p.key_bytes, p.value_bytes, 1 << 14, &ratios, true);
     Ok(TableReport {
         probes,
         entries_per_page: c,
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn monte_carlo_agrees_with_poisson() {
-        let pts = overflow_sweep(&[16], &[0.6, 0.9], 12);
+        let pts = overflow_sweep(&[16], &[0.6, 0.9], 4096);
         for p in pts {
             let (a, b) = (p.poisson.p_overflow, p.monte_carlo.p_overflow);
             // 4096 buckets: binomial noise ≈ sqrt(a/4096).
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn index_wa_model_matches_hashing() {
-        let pts = wa_sweep(24.0, 1000.0, 10, &[0.01, 0.1, 1.0], true);
+        let pts = wa_sweep(24.0, 1000.0, 1024, &[0.01, 0.1, 1.0], true);
         for p in &pts {
             let mc = p.monte_carlo.unwrap();
             assert!((p.index_wa - mc).abs() / mc < 0.1, "{p:?}");

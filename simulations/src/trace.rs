@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::skew::AccessCurve;
-use crate::workload::{Op, Workload};
+use crate::workload::{LoadOps, Op, Workload};
 
 /// One trace line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,7 +179,7 @@ pub fn summarize(path: &Path) -> Result<Workload> {
 }
 
 /// The load phase and run phase of a trace replay (see the module docs).
-pub fn replay(path: &Path) -> Result<(Vec<(Vec<u8>, usize)>, Vec<Op>)> {
+pub fn replay(path: &Path) -> Result<(LoadOps, Vec<Op>)> {
     let ops = read(path)?;
     let mut first: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut load = Vec::new();

@@ -227,13 +227,13 @@ impl WorkloadSpec {
     /// Reads and checks a spec; a `trace` path is resolved against the spec's folder.
     pub fn load(path: impl AsRef<Path>) -> Result<WorkloadSpec> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
-        let mut spec: WorkloadSpec = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let mut spec: WorkloadSpec = serde_json::from_str(&text).map_err(|cause| Error::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         if let Some(t) = &spec.trace {
             if t.is_relative() {
@@ -425,6 +425,12 @@ impl Workload {
         self.gets_per_op * self.requests_per_sec
     }
 
+    /// New keys per second: inserts plus the growth of the key count (each adds bits to the Bloom
+    /// filter that only a rebuild clears).
+    pub fn new_keys_per_sec(&self) -> f64 {
+        self.puts_per_op * self.requests_per_sec + self.keys as f64 * self.growth_per_day / 86400.0
+    }
+
     /// Writes (puts, updates, deletes) per second.
     pub fn writes_per_sec(&self) -> f64 {
         (self.puts_per_op + self.updates_per_op + self.deletes_per_op) * self.requests_per_sec
@@ -442,6 +448,9 @@ impl Workload {
         self.keys as f64 * (self.key_bytes + self.value_bytes)
     }
 }
+
+/// The load phase of a replay: every key once with its value length.
+pub type LoadOps = Vec<(Vec<u8>, usize)>;
 
 /// One operation of a replayed workload. Keys are synthetic ids (see [`key_for`]) or trace keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -497,7 +506,7 @@ impl OpStream {
     }
 
     /// The load phase: `(key, value_len)` for every initial key.
-    pub fn load_ops(&mut self) -> Vec<(Vec<u8>, usize)> {
+    pub fn load_ops(&mut self) -> LoadOps {
         let ids = self.live.clone();
         ids.into_iter()
             .map(|id| {
@@ -587,9 +596,9 @@ impl OpStream {
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<(PathBuf, WorkloadSpec)>> {
     let dir = dir.as_ref();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
+        .map_err(|cause| Error::Io {
             path: dir.to_path_buf(),
-            source,
+            cause,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))

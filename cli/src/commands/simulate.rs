@@ -92,8 +92,8 @@ pub struct ShardsArgs {
     /// Largest acceptable expected max deviation of shard key counts (rebalance trigger).
     #[arg(long, default_value_t = 0.05)]
     pub max_deviation: f64,
-    /// Largest global table per shard, GiB.
-    #[arg(long, default_value_t = 16.0)]
+    /// Largest global table per shard, GiB (a doubling rewrites one shard's table in one flush).
+    #[arg(long, default_value_t = 4.0)]
     pub max_shard_index_gib: f64,
     /// Keys hashed per Monte Carlo trial.
     #[arg(long, default_value_t = 1_000_000)]
@@ -225,6 +225,9 @@ pub struct ValidateArgs {
     /// Store Bloom target.
     #[arg(long, default_value_t = 0.05)]
     pub bloom_fpr: f64,
+    /// Per-shard hot-file capacity as a multiple of the shard's loaded data bytes.
+    #[arg(long, default_value_t = 4.0)]
+    pub hot_capacity_factor: f64,
     /// Largest accepted relative error.
     #[arg(long, default_value_t = 0.15)]
     pub tolerance: f64,
@@ -332,7 +335,7 @@ pub fn run(args: &SimulateArgs, json: bool) -> Result<i32> {
                         0.0,
                     );
                     Some(tiersim::bloom::RebuildInputs {
-                        churn_keys_per_sec: w.puts_per_op * w.requests_per_sec,
+                        churn_keys_per_sec: w.new_keys_per_sec(),
                         absent_gets_per_sec: w.gets_per_sec() * w.missing_fraction,
                         seq_read_bytes_per_sec: ssd.seq_read_mb_s * 1e6,
                         page_read_cost_s: 1.0 / ssd.random_read_iops,
@@ -423,10 +426,10 @@ pub fn run(args: &SimulateArgs, json: bool) -> Result<i32> {
                 shards: a.shards,
                 log_capacity_bytes: a.log_capacity,
                 bloom_fpr: a.bloom_fpr,
+                hot_capacity_factor: a.hot_capacity_factor,
                 tolerance: a.tolerance,
                 seed: a.seed,
                 dir: a.dir.clone(),
-                ..Default::default()
             };
             let r = tiersim::validate::run(&spec, &p)
                 .with_context(|| format!("validating {}", a.workload.display()))?;
