@@ -1,6 +1,6 @@
 //! Operator commands: `stats` (text and JSON with derived figures and verdicts), `check` (exit codes
-//! and JSON report), `compact` (dead bytes gone, keys kept), `rebalance` (or a clear error when this
-//! build's engine lacks it), and the `simulate` entry point.
+//! and JSON report), `compact` (dead bytes gone, keys kept), `rebalance` (new shard count, keys kept),
+//! and the `simulate` entry point.
 
 mod common;
 
@@ -128,20 +128,32 @@ fn compact_drops_dead_bytes_and_keeps_every_key() {
 }
 
 #[test]
-fn rebalance() {
+fn rebalance_changes_the_shard_count_and_keeps_every_key() {
     let s = loaded();
-    let r = s.run(&["rebalance", "--shards", "4"]);
-    if r.code == 2 {
-        assert!(
-            r.stderr_text().contains("not available in this build"),
-            "{}",
-            r.stderr_text()
-        );
-    } else {
-        r.expect(0);
-    }
-    s.run(&["rebalance", "--shards", "3"]).expect(2);
-    assert_eq!(s.keys().len(), 4998);
+    let before = s.contents();
+    let r = s.run(&["rebalance"]).expect(0);
+    assert!(
+        r.stderr_text().contains("2 -> 4 shards, 4998 keys moved"),
+        "{}",
+        r.stderr_text()
+    );
+    assert_eq!(s.run(&["--json", "stats"]).expect(0).json()["shards"], 4);
+    let j = s
+        .run(&["--json", "rebalance", "--shards", "1"])
+        .expect(0)
+        .json();
+    assert_eq!(j["old_shards"], 4);
+    assert_eq!(j["new_shards"], 1);
+    assert_eq!(j["keys"], 4998);
+    assert_eq!(j["max_deviation_after"], 0.0);
+    let stats = s.run(&["--json", "stats"]).expect(0).json();
+    assert_eq!(stats["shards"], 1);
+    assert_eq!(stats["per_shard"].as_array().unwrap().len(), 1);
+    assert_eq!(s.contents(), before);
+    s.run(&["check"]).expect(0);
+    let r = s.run(&["rebalance", "--shards", "3"]).expect(2);
+    assert!(r.stderr_text().contains("power of two"));
+    assert_eq!(s.contents(), before);
 }
 
 #[test]
