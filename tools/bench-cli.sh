@@ -3,6 +3,8 @@
 #   load of an N-line TSV (VALUE-byte values) >= 1,000,000 records/s end to end, parse included;
 #   the progress bar costs < 2 % (bar on a pseudo-terminal vs --quiet);
 #   get --keys-from of GETS keys >= 500,000 keys/s.
+# The load is also timed with one writer thread (--writers 1; the default is one per core, at most 4),
+# to show what the parallel writers bring on this machine.
 # Usage: tools/bench-cli.sh            (N=10000000 VALUE=100 GETS=1000000 SHARDS=8 RUNS=3)
 #        N=1000000 tools/bench-cli.sh  (a quick run)
 # WORK=DIR keeps the generated data there (default: a temp dir removed at the end).
@@ -60,6 +62,7 @@ echo "== $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | x
 
 PARSE=$(best "$BIN" -q load --dry-run "$DATA")
 QUIET=$(best "$BIN" --db "$WORK/db" --shards "$SHARDS" -q load "$DATA")
+ONE=$(best "$BIN" --db "$WORK/db" --shards "$SHARDS" -q load --writers 1 "$DATA")
 # The bar needs a terminal on stderr: run under script(1), which provides a pseudo-terminal.
 BAR=$(best script -qec "'$BIN' --db '$WORK/db' --shards $SHARDS load '$DATA'" /dev/null)
 rm -rf "$WORK/db-get"
@@ -69,6 +72,7 @@ GET=$(best get)
 printf '%-34s %10s %14s %10s\n' "measurement" "seconds" "per second" "target"
 printf '%-34s %10.3f %14s %10s\n' "parse only (load --dry-run)" "$PARSE" "$(rate "$N" "$PARSE")" ""
 printf '%-34s %10.3f %14s %10s\n' "load --quiet (end to end)" "$QUIET" "$(rate "$N" "$QUIET")" ">=1000000"
+printf '%-34s %10.3f %14s %10s\n' "load --quiet, one writer thread" "$ONE" "$(rate "$N" "$ONE")" ""
 printf '%-34s %10.3f %14s %10s\n' "load with progress bar (pty)" "$BAR" "$(rate "$N" "$BAR")" ""
 printf '%-34s %10.2f %%\n' "progress bar cost" "$(echo "100 * ($BAR - $QUIET) / $QUIET" | bc -l)"
 printf '%-34s %10.3f %14s %10s\n' "get --keys-from ($GETS keys)" "$GET" "$(rate "$GETS" "$GET")" ">=500000"

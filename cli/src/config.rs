@@ -33,6 +33,9 @@ pub struct StoreArgs {
     /// Index load past which the table grows [default: 0.75].
     #[arg(long, value_name = "LOAD")]
     pub table_max_load: Option<f64>,
+    /// Dead fraction of a data file past which `compact` rewrites it [default: 0.25].
+    #[arg(long, value_name = "FRACTION")]
+    pub compact_dead_fraction: Option<f64>,
     /// Sync every write before it returns (slow; loads sync at the end anyway).
     #[arg(long)]
     pub sync_every_write: bool,
@@ -77,6 +80,9 @@ impl Global {
         }
         if let Some(v) = store.table_max_load {
             o.table_max_load = v;
+        }
+        if let Some(v) = store.compact_dead_fraction {
+            o.compact_dead_fraction = v;
         }
         o.ssd_dir = store.ssd.clone();
         o.hdd_dir = store.hdd.clone();

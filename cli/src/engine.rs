@@ -1,31 +1,32 @@
 //! The one seam between kvtool and the `tierkv` engine: every engine item the commands use is named
-//! here, and the maintenance operations that a build may lack (`compact`, `rebalance`) sit behind
-//! small functions so that switching them on is a one-line change.
+//! here, and the maintenance operations (`compact`, `rebalance`) sit behind small functions that adapt
+//! the engine's calls to what the commands need.
 
 #[cfg(test)]
 pub use tierkv::ShardStats;
 pub use tierkv::{
-    Db, Error, Options, Progress, Stats, SyncPolicy, WriteBatch, MAX_KEY_LEN, MAX_VALUE_LEN,
+    CompactReport, Db, Error, Options, Progress, RebalanceReport, Stats, SyncPolicy, WriteBatch,
+    MAX_KEY_LEN, MAX_VALUE_LEN,
 };
 
-/// Runs `compact` (all shards, or one) when this build's engine has it.
+/// Compacts every shard that needs it, or the one shard given (whether or not it needs it).
 pub fn compact(
-    _db: &Db,
-    _shard: Option<u32>,
-    _progress: &dyn Progress,
-) -> anyhow::Result<serde_json::Value> {
-    Err(unavailable("compact"))
+    db: &Db,
+    shard: Option<u32>,
+    progress: &dyn Progress,
+) -> anyhow::Result<CompactReport> {
+    let r = match shard {
+        None => db.compact(progress),
+        Some(n) => db.compact_shard(n, progress),
+    };
+    Ok(r?)
 }
 
-/// Runs `rebalance` to `new_shards` shards when this build's engine has it.
+/// Rebuilds the store into `new_shards` shards; the handle is consumed and the reopened store returned.
 pub fn rebalance(
-    _db: &Db,
-    _new_shards: u32,
-    _progress: &dyn Progress,
-) -> anyhow::Result<serde_json::Value> {
-    Err(unavailable("rebalance"))
-}
-
-fn unavailable(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{what} is not available in this build (the engine does not provide it yet)")
+    db: Db,
+    new_shards: u32,
+    progress: &dyn Progress,
+) -> anyhow::Result<(Db, RebalanceReport)> {
+    Ok(db.rebalance(new_shards, progress)?)
 }

@@ -105,6 +105,21 @@ impl LoadProgress {
         }
     }
 
+    /// Says that every record is handed over and the store is being synced and flushed (which can take
+    /// a while after a large load); the bar keeps ticking until [`LoadProgress::finish`].
+    pub fn closing(&self) {
+        match (&self.bar, self.mode) {
+            (Some(b), _) => {
+                b.set_message("all records written; syncing and flushing the store");
+                b.enable_steady_tick(Duration::from_millis(200));
+            }
+            (None, Mode::Lines) => {
+                eprintln!("kvtool: load: all records written; syncing and flushing the store")
+            }
+            _ => {}
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {

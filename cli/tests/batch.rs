@@ -73,3 +73,29 @@ fn bad_line_stops_with_exit_3_after_committing() {
         .stderr_text()
         .contains("<stdin>:1: no \"value\" field in a put"));
 }
+
+#[test]
+fn a_binary_answer_without_escape_stops_with_writes_kept() {
+    let s = Store::new();
+    s.run_stdin(&["-q", "load", "--escape"], b"bin\t\\xff\n")
+        .expect(0);
+    let script = concat!(
+        "{\"op\":\"put\",\"key\":\"a\",\"value\":\"1\"}\n",
+        "{\"op\":\"get\",\"key\":\"bin\"}\n",
+        "{\"op\":\"put\",\"key\":\"b\",\"value\":\"2\"}\n"
+    );
+    let r = s.run_stdin(&["batch"], script.as_bytes()).expect(2);
+    assert!(
+        r.stderr_text().contains("add --escape"),
+        "{}",
+        r.stderr_text()
+    );
+    assert_eq!(s.keys(), ["a", "bin"]);
+    let r = s
+        .run_stdin(
+            &["batch", "--escape"],
+            b"{\"op\":\"get\",\"key\":\"Ymlu\"}\n",
+        )
+        .expect(0);
+    assert_eq!(r.json_lines(), vec![json!({"key":"Ymlu","value":"/w=="})]);
+}

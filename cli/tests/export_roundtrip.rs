@@ -126,3 +126,43 @@ fn closed_pipe_exits_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn export_piped_into_load_between_processes() {
+    let a = tricky_store();
+    let b = Store::new();
+    let mut export = Command::new(env!("CARGO_BIN_EXE_kvtool"))
+        .args([
+            "--db",
+            a.path().to_str().unwrap(),
+            "-q",
+            "export",
+            "--escape",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = export.stdout.take().unwrap();
+    let load = Command::new(env!("CARGO_BIN_EXE_kvtool"))
+        .args([
+            "--db",
+            b.path().to_str().unwrap(),
+            "--json",
+            "load",
+            "--escape",
+            "-",
+        ])
+        .stdin(Stdio::from(pipe))
+        .output()
+        .unwrap();
+    assert_eq!(export.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        load.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap();
+    assert_eq!(summary["put"], 257);
+    assert_eq!(a.contents(), b.contents());
+}

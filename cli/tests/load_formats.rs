@@ -275,3 +275,20 @@ fn dry_run_validates_without_writing() {
     assert!(r.stderr_text().contains("<stdin>:3:1: empty key"));
     assert!(!s.path().exists(), "a dry run must not create the store");
 }
+
+#[test]
+fn empty_inputs_load_nothing_and_succeed() {
+    let s = Store::new();
+    for format in ["tsv", "csv", "jsonl"] {
+        let r = s
+            .run_stdin(&["--json", "load", "--format", format], b"")
+            .expect(0);
+        assert_eq!(r.json()["committed"], 0, "{format}");
+    }
+    // A CSV with only its header is empty too.
+    let r = s
+        .run_stdin(&["--json", "load", "--format", "csv"], b"k,v\n")
+        .expect(0);
+    assert_eq!(r.json()["committed"], 0);
+    assert!(s.run(&["-q", "export"]).expect(0).stdout.is_empty());
+}

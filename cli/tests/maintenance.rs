@@ -1,6 +1,6 @@
 //! Operator commands: `stats` (text and JSON with derived figures and verdicts), `check` (exit codes
-//! and JSON report), `compact` and `rebalance` (progress, summary or a clear error when this build's
-//! engine lacks them), and the `simulate` entry point.
+//! and JSON report), `compact` (dead bytes gone, keys kept), `rebalance` (new shard count, keys kept),
+//! and the `simulate` entry point.
 
 mod common;
 
@@ -70,26 +70,90 @@ fn check_without_a_store_could_not_run() {
 }
 
 #[test]
-fn compact_and_rebalance() {
+fn compact_drops_dead_bytes_and_keeps_every_key() {
+    let s = Store::new();
+    let text: String = (0..6000)
+        .map(|i| format!("k{i}\t{}\n", "v".repeat(100)))
+        .collect();
+    s.run_stdin(&["-q", "load"], text.as_bytes()).expect(0);
+    let dels: String = (0..4500).map(|i| format!("k{i}\n")).collect();
+    s.run_stdin(&["-q", "load"], dels.as_bytes()).expect(0);
+    let before = s.run(&["--json", "stats"]).expect(0).json();
+    assert!(
+        before["derived"]["dead_fraction"].as_f64().unwrap() > 0.5,
+        "{}",
+        before["derived"]
+    );
+    assert_eq!(
+        before["verdicts"][0]["action"], "compact",
+        "{}",
+        before["verdicts"]
+    );
+    let keys_before = s.contents();
+    assert_eq!(keys_before.len(), 1500);
+
+    let r = s.run(&["compact"]).expect(0);
+    assert!(
+        r.stderr_text().contains("2 of 2 shards compacted"),
+        "{}",
+        r.stderr_text()
+    );
+    let after = s.run(&["--json", "stats"]).expect(0).json();
+    assert_eq!(after["derived"]["dead_bytes"], 0);
+    assert_eq!(after["verdicts"], serde_json::json!([]));
+    assert!(
+        after["space_amplification"].as_f64().unwrap()
+            < before["space_amplification"].as_f64().unwrap()
+    );
+    assert_eq!(s.contents(), keys_before);
+    s.run(&["check"]).expect(0);
+
+    // Nothing left to do: a second compaction rewrites nothing; --shard forces one shard.
+    let j = s.run(&["--json", "compact"]).expect(0).json();
+    assert_eq!(j["compacted_shards"], 0);
+    let j = s
+        .run(&["--json", "compact", "--shard", "1"])
+        .expect(0)
+        .json();
+    assert_eq!(j["shards"].as_array().unwrap().len(), 1);
+    assert_eq!(j["shards"][0]["shard"], 1);
+    assert_eq!(j["compacted_shards"], 1);
+    let r = s.run(&["compact", "--shard", "9"]).expect(2);
+    assert!(
+        r.stderr_text().contains("shard 9 does not exist"),
+        "{}",
+        r.stderr_text()
+    );
+    assert_eq!(s.contents(), keys_before);
+}
+
+#[test]
+fn rebalance_changes_the_shard_count_and_keeps_every_key() {
     let s = loaded();
-    for args in [
-        vec!["compact"],
-        vec!["compact", "--shard", "1"],
-        vec!["rebalance", "--shards", "4"],
-    ] {
-        let r = s.run(&args);
-        if r.code == 2 {
-            assert!(
-                r.stderr_text().contains("not available in this build"),
-                "{}",
-                r.stderr_text()
-            );
-        } else {
-            r.expect(0);
-        }
-    }
-    s.run(&["rebalance", "--shards", "3"]).expect(2);
-    assert_eq!(s.keys().len(), 4998);
+    let before = s.contents();
+    let r = s.run(&["rebalance"]).expect(0);
+    assert!(
+        r.stderr_text().contains("2 -> 4 shards, 4998 keys moved"),
+        "{}",
+        r.stderr_text()
+    );
+    assert_eq!(s.run(&["--json", "stats"]).expect(0).json()["shards"], 4);
+    let j = s
+        .run(&["--json", "rebalance", "--shards", "1"])
+        .expect(0)
+        .json();
+    assert_eq!(j["old_shards"], 4);
+    assert_eq!(j["new_shards"], 1);
+    assert_eq!(j["keys"], 4998);
+    assert_eq!(j["max_deviation_after"], 0.0);
+    let stats = s.run(&["--json", "stats"]).expect(0).json();
+    assert_eq!(stats["shards"], 1);
+    assert_eq!(stats["per_shard"].as_array().unwrap().len(), 1);
+    assert_eq!(s.contents(), before);
+    s.run(&["check"]).expect(0);
+    let r = s.run(&["rebalance", "--shards", "3"]).expect(2);
+    assert!(r.stderr_text().contains("power of two"));
+    assert_eq!(s.contents(), before);
 }
 
 #[test]
@@ -99,12 +163,14 @@ fn simulate_entry_point_exists() {
     assert!(r.stdout_text().contains("simulate"));
 }
 
-fn files_named(dir: &std::path::Path, name: &str, out: &mut Vec<std::path::PathBuf>) {
+/// The store's data files (`data*.tkv` anywhere under `dir`).
+fn data_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if p.is_dir() {
-            files_named(&p, name, out);
-        } else if p.file_name().is_some_and(|n| n == name) {
+            data_files(&p, out);
+        } else if name.starts_with("data") && name.ends_with(".tkv") {
             out.push(p);
         }
     }
@@ -114,7 +180,7 @@ fn files_named(dir: &std::path::Path, name: &str, out: &mut Vec<std::path::PathB
 fn check_names_a_corrupt_record_and_exits_1() {
     let s = loaded();
     let mut data = Vec::new();
-    files_named(&s.path(), "data.tkv", &mut data);
+    data_files(&s.path(), &mut data);
     let victim = data
         .iter()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())

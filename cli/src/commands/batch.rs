@@ -2,8 +2,10 @@
 //! are grouped into `WriteBatch`es between reads; each `get` first commits the writes before it, so it
 //! sees them, and answers with one JSON line on stdout. A bad line stops the script: operations before
 //! it are committed and synced, the line is named as `FILE:LINE:COLUMN: reason`, and the exit code is 3.
+//! Answers are flushed whenever the script has no complete line waiting, so `batch` also works as a
+//! coprocess that answers each get as soon as it is asked.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -50,60 +52,21 @@ pub fn run(a: &BatchArgs, g: &Global) -> anyhow::Result<u8> {
     let name = input_name(&path);
     let mut lines = LineReader::new(open_input(&path)?);
     let db = g.open(true)?;
-    let mut out = stdout();
-    let mut batch = WriteBatch::with_capacity(BATCH);
-    let mut applied = 0u64;
-    let mut bad = None;
-    while let Some((n, line)) = lines
-        .next_line()
-        .with_context(|| format!("cannot read {name}"))?
-    {
-        let text = match line {
-            Line::TooLong => {
-                bad = Some(format!("{name}:{n}: line too long"));
-                break;
-            }
-            Line::Text(t, _) => t,
-        };
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let op = match parse_object(text) {
-            Err((col, reason)) => Err(match col {
-                Some(c) => format!("{name}:{n}:{c}: {reason}"),
-                None => format!("{name}:{n}: {reason}"),
-            }),
-            Ok(obj) => parse_op(&obj, a.escape).map_err(|r| format!("{name}:{n}: {r}")),
-        };
-        match op {
-            Err(e) => {
-                bad = Some(e);
-                break;
-            }
-            Ok(Op::Put(k, v)) => {
-                batch.put(k, v);
-            }
-            Ok(Op::Delete(k)) => {
-                batch.delete(k);
-            }
-            Ok(Op::Get(k, shown)) => {
-                applied += commit(&db, &mut batch)?;
-                let answer = match db.get(&k).context("cannot read from the store")? {
-                    Some(v) => json!({"key": shown, "value": json_text(&v, a.escape, "value")?}),
-                    None => json!({"key": shown, "found": false}),
-                };
-                serde_json::to_writer(&mut out, &answer)?;
-                out.write_all(b"\n")?;
-                applied += 1;
-            }
-        }
-        if batch.len() >= BATCH {
-            applied += commit(&db, &mut batch)?;
-        }
-    }
-    applied += commit(&db, &mut batch)?;
-    out.flush()?;
-    db.sync().context("cannot sync the store")?;
+    let mut script = Script {
+        db: &db,
+        out: stdout(),
+        batch: WriteBatch::with_capacity(BATCH),
+        applied: 0,
+        escape: a.escape,
+    };
+    let ran = script.run(&mut lines, &name);
+    // Whatever stopped the script, the writes before it are committed and made durable.
+    let committed = script.commit();
+    let flushed = script.out.flush().map_err(anyhow::Error::from);
+    let synced = db.sync().context("cannot sync the store");
+    let bad = ran.and_then(|bad| committed.and(flushed).and(synced).map(|()| bad))?;
+    let applied = script.applied;
+    drop(script);
     db.close().context("cannot close the store")?;
     match bad {
         None => Ok(crate::EXIT_OK),
@@ -117,14 +80,84 @@ pub fn run(a: &BatchArgs, g: &Global) -> anyhow::Result<u8> {
     }
 }
 
-fn commit(db: &Db, batch: &mut WriteBatch) -> anyhow::Result<u64> {
-    let n = batch.len() as u64;
-    if n > 0 {
-        db.write_batch(batch)
-            .context("cannot write a batch to the store")?;
-        batch.clear();
+/// A script being applied: pending writes, answers, and the count of operations applied.
+struct Script<'a, W: Write> {
+    db: &'a Db,
+    out: W,
+    batch: WriteBatch,
+    /// Writes handed to the store and gets answered.
+    applied: u64,
+    escape: bool,
+}
+
+impl<W: Write> Script<'_, W> {
+    /// Applies lines until the end of the script (`None`) or a bad line (its error line).
+    fn run(&mut self, lines: &mut LineReader, name: &str) -> anyhow::Result<Option<String>> {
+        loop {
+            if !lines.has_buffered_line() {
+                // About to wait for input: let a coprocess see the answers so far.
+                self.out.flush()?;
+            }
+            let Some((n, line)) = lines
+                .next_line()
+                .with_context(|| format!("cannot read {name}"))?
+            else {
+                return Ok(None);
+            };
+            let text = match line {
+                Line::TooLong => return Ok(Some(format!("{name}:{n}: line too long"))),
+                Line::Text(t, _) => t,
+            };
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let op = match parse_object(text) {
+                Err((Some(c), reason)) => return Ok(Some(format!("{name}:{n}:{c}: {reason}"))),
+                Err((None, reason)) => return Ok(Some(format!("{name}:{n}: {reason}"))),
+                Ok(obj) => match parse_op(&obj, self.escape) {
+                    Ok(op) => op,
+                    Err(r) => return Ok(Some(format!("{name}:{n}: {r}"))),
+                },
+            };
+            match op {
+                Op::Put(k, v) => {
+                    self.batch.put(k, v);
+                }
+                Op::Delete(k) => {
+                    self.batch.delete(k);
+                }
+                Op::Get(k, shown) => self.get(&k, shown)?,
+            }
+            if self.batch.len() >= BATCH {
+                self.commit()?;
+            }
+        }
     }
-    Ok(n)
+
+    /// Answers a get, after committing the writes before it.
+    fn get(&mut self, key: &[u8], shown: String) -> anyhow::Result<()> {
+        self.commit()?;
+        let answer = match self.db.get(key).context("cannot read from the store")? {
+            Some(v) => json!({"key": shown, "value": json_text(&v, self.escape, "value")?}),
+            None => json!({"key": shown, "found": false}),
+        };
+        serde_json::to_writer(&mut self.out, &answer)?;
+        self.out.write_all(b"\n")?;
+        self.applied += 1;
+        Ok(())
+    }
+
+    /// Hands the pending writes to the store.
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if !self.batch.is_empty() {
+            self.db
+                .write_batch(&self.batch)
+                .context("cannot write a batch to the store")?;
+            self.applied += self.batch.len() as u64;
+            self.batch.clear();
+        }
+        Ok(())
+    }
 }
 
 fn parse_op(obj: &Map<String, Value>, escape: bool) -> Result<Op, String> {

@@ -1,6 +1,7 @@
 //! `kvtool get`: prints the values of keys given as arguments or read from a file (`--keys-from`),
 //! fetched with `multi_get` in chunks. Output forms: raw value bytes (one key), one value per line
-//! (several keys), `key<TAB>value` with C escapes (`--escape`), or JSON lines (`--json`). A missing key
+//! (several keys), `key<TAB>value` with C escapes (`--escape`), or JSON lines (`--json`). Large chunks
+//! of keys are split across threads (one per core), their answers printed in key order. A missing key
 //! is reported on stderr and makes the exit code 1; the other keys are still printed.
 
 use std::io::Write as _;
@@ -15,7 +16,11 @@ use crate::escape::escape_into;
 use crate::input::lines::{Line, LineReader};
 use crate::output::stdout;
 
-const CHUNK: usize = 1024;
+/// Keys looked up together; a chunk is split across the lookup threads.
+const CHUNK: usize = 8192;
+
+/// Smallest share of a chunk worth a thread of its own.
+const MIN_SHARE: usize = 512;
 
 /// Arguments of `kvtool get`.
 #[derive(clap::Args, Debug)]
@@ -36,6 +41,9 @@ pub struct GetArgs {
     /// C-style escapes in keys and output (base64 with --json).
     #[arg(long)]
     pub escape: bool,
+    /// Lookup threads (0 = one per core, up to 8).
+    #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
+    pub threads: usize,
 }
 
 /// How values are written.
@@ -67,6 +75,9 @@ pub fn run(a: &GetArgs, g: &Global) -> anyhow::Result<u8> {
     };
     let db = g.open(false)?;
     let mut w = Writer {
+        threads: std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8),
         out: stdout(),
         form,
         missing: 0,
@@ -118,6 +129,7 @@ pub fn run(a: &GetArgs, g: &Global) -> anyhow::Result<u8> {
 }
 
 struct Writer {
+    threads: usize,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
     form: Form,
     missing: u64,
@@ -129,7 +141,7 @@ impl Writer {
         if keys.is_empty() {
             return Ok(());
         }
-        let values = db.multi_get(keys).context("cannot read from the store")?;
+        let values = lookup(db, keys, self.threads).context("cannot read from the store")?;
         for (k, v) in keys.iter().zip(values) {
             match v {
                 Some(v) => self.write(k, &v)?,
@@ -176,6 +188,26 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// `multi_get` of `keys`, split across up to `threads` threads; values come back in key order.
+fn lookup(db: &Db, keys: &[Vec<u8>], threads: usize) -> tierkv::Result<Vec<Option<Vec<u8>>>> {
+    let parts = threads.min(keys.len() / MIN_SHARE).max(1);
+    if parts == 1 {
+        return db.multi_get(keys);
+    }
+    let share = keys.len().div_ceil(parts);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = keys
+            .chunks(share)
+            .map(|c| s.spawn(move || db.multi_get(c)))
+            .collect();
+        let mut values = Vec::with_capacity(keys.len());
+        for h in handles {
+            values.extend(h.join().expect("lookup thread panicked")?);
+        }
+        Ok(values)
+    })
 }
 
 /// Bytes as a JSON string: base64, or UTF-8 text (an error naming `--escape` otherwise).

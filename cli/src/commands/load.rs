@@ -181,18 +181,19 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
         let fed = feed.run(&plan, &popts, &mut w);
         w.finish(fed)
     });
+    feed.progress.closing();
+    let closed = match db {
+        None => written,
+        Some(db) => {
+            // Even when the load failed, make durable what was written.
+            let synced = db.sync().context("cannot sync the store");
+            written
+                .and(synced)
+                .and_then(|()| db.close().context("cannot close the store"))
+        }
+    };
     feed.progress.finish();
-    if let Some(db) = &db {
-        // Even when the load failed, make durable what was written.
-        let synced = db.sync().context("cannot sync the store");
-        written?;
-        synced?;
-    } else {
-        written?;
-    }
-    if let Some(db) = db {
-        db.close().context("cannot close the store")?;
-    }
+    closed?;
     let mut s = feed.s;
     s.dry_run = a.dry_run;
     let done_bytes = feed.done_bytes;

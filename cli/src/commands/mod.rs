@@ -57,11 +57,18 @@ pub fn key_arg(arg: &std::ffi::OsStr, escape: bool) -> anyhow::Result<Vec<u8>> {
     Ok(key)
 }
 
-/// Opens an input path, `-` meaning stdin.
+/// Opens an input path, `-` meaning stdin (with a hint on stderr when stdin is a terminal, so a
+/// forgotten file name does not look like a hang).
 pub fn open_input(path: &std::path::Path) -> anyhow::Result<Box<dyn std::io::Read>> {
+    use std::io::IsTerminal as _;
+
     use anyhow::Context as _;
     if path.as_os_str() == "-" {
-        Ok(Box::new(std::io::stdin().lock()))
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            eprintln!("kvtool: reading from the terminal; end with Ctrl-D");
+        }
+        Ok(Box::new(stdin.lock()))
     } else {
         let f =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

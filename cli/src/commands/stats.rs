@@ -20,7 +20,8 @@ pub struct StatsArgs {}
 /// When a verdict fires.
 #[derive(Debug, Clone, Copy)]
 pub struct Thresholds {
-    /// Dead fraction of the data files past which compaction is recommended.
+    /// Dead fraction of the data files past which compaction is recommended (the store's
+    /// `compact_dead_fraction`, the same threshold `compact` applies).
     pub dead_fraction: f64,
     /// Relative deviation of a shard's keys from the mean past which rebalancing is recommended.
     pub shard_deviation: f64,
@@ -33,7 +34,7 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            dead_fraction: 0.3,
+            dead_fraction: 0.25,
             shard_deviation: 0.25,
             overflow_per_bucket: 0.1,
             min_keys: 10_000,
@@ -44,7 +45,7 @@ impl Default for Thresholds {
 /// The figures derived from the raw counters.
 #[derive(Debug, Serialize, Default)]
 pub struct Derived {
-    /// Bytes of live keys and values.
+    /// Bytes of live keys and values (tables and logs).
     pub live_bytes: u64,
     /// Data-file bytes no longer referenced.
     pub dead_bytes: u64,
@@ -85,17 +86,16 @@ struct Report<'a> {
 pub fn derive(s: &Stats) -> Derived {
     let dead: u64 = s.per_shard.iter().map(|p| p.data_dead_bytes).sum();
     let data = s.disk_bytes.data;
-    let live = s.table_live_bytes + s.disk_bytes.log.min(s.disk_bytes.log);
     let t = &s.tiers;
     Derived {
-        live_bytes: s.table_live_bytes,
+        live_bytes: s.live_bytes,
         dead_bytes: dead,
         dead_fraction: if data > 0 {
             dead as f64 / data as f64
         } else {
             0.0
         },
-        space_amplification: (live > 0).then(|| s.disk_bytes.total as f64 / live as f64),
+        space_amplification: (s.live_bytes > 0).then_some(s.space_amplification),
         max_table_load: s.per_shard.iter().map(|p| p.table_load).fold(0.0, f64::max),
         overflow_pages: s.per_shard.iter().map(|p| p.overflow_pages).sum(),
         max_bloom_estimated_fpr: s
@@ -114,7 +114,7 @@ pub fn derive(s: &Stats) -> Derived {
 /// The recommendations `stats` prints.
 pub fn verdicts(s: &Stats, d: &Derived, th: &Thresholds) -> Vec<Verdict> {
     let mut v = Vec::new();
-    if d.dead_fraction > th.dead_fraction {
+    if d.dead_fraction >= th.dead_fraction && d.dead_bytes > 0 {
         let worst = s
             .per_shard
             .iter()
@@ -161,9 +161,13 @@ pub fn verdicts(s: &Stats, d: &Derived, th: &Thresholds) -> Vec<Verdict> {
 pub fn run(_a: &StatsArgs, g: &Global) -> anyhow::Result<u8> {
     let db = g.open(false)?;
     let s = db.stats();
+    let th = Thresholds {
+        dead_fraction: db.options().compact_dead_fraction,
+        ..Thresholds::default()
+    };
     db.close().context("cannot close the store")?;
     let d = derive(&s);
-    let v = verdicts(&s, &d, &Thresholds::default());
+    let v = verdicts(&s, &d, &th);
     if g.json {
         print_json(&Report {
             stats: &s,

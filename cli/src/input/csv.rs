@@ -255,3 +255,51 @@ impl Source for CsvSource {
         self.rdr.position().byte()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(data: Vec<u8>, opts: &ParseOptions) -> Vec<Result<Item, Bad>> {
+        let mut src = CsvSource::new(Box::new(std::io::Cursor::new(data)), opts);
+        let mut out = Vec::new();
+        while let Some(r) = src.next_record().unwrap() {
+            out.push(r);
+        }
+        out
+    }
+
+    fn value_column() -> ParseOptions {
+        ParseOptions {
+            value_column: Some("v".into()),
+            ..ParseOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_stray_quote_earlier_does_not_blame_the_last_record() {
+        let r = all(b"k,v\na,b\"c\nd,e\n".to_vec(), &value_column());
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(Result::is_ok), "{r:?}");
+    }
+
+    #[test]
+    fn unterminated_quote_in_a_record_longer_than_the_tail() {
+        let mut data = b"k,v\na,1\nb,\"".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 3 * TAIL));
+        data.push(b'\n');
+        let r = all(data, &value_column());
+        assert_eq!(r.len(), 2);
+        assert!(r[0].is_ok());
+        let bad = r[1].as_ref().unwrap_err();
+        assert_eq!(bad.line, 3);
+        assert!(bad.reason.starts_with("unterminated quoted field"));
+    }
+
+    #[test]
+    fn quoted_fields_with_separators_and_an_empty_input() {
+        let r = all(b"k,v\n\"a,1\",\"x\"\"y\nz\"\n".to_vec(), &value_column());
+        assert_eq!(r, vec![Ok(Item::Put(b"a,1".to_vec(), b"x\"y\nz".to_vec()))]);
+        assert!(all(Vec::new(), &value_column()).is_empty());
+    }
+}

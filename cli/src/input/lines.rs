@@ -53,6 +53,11 @@ impl LineReader {
         }
     }
 
+    /// True when a complete line is already buffered, so the next call will not wait for input.
+    pub fn has_buffered_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buf[self.start..self.end]).is_some()
+    }
+
     /// Bytes handed out so far (newlines included).
     pub fn consumed(&self) -> u64 {
         self.consumed
