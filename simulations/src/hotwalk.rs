@@ -63,6 +63,12 @@ pub struct HotCounts {
     pub rebuild_index_bytes: u64,
     /// Hot-set rebuilds.
     pub rebuilds: u64,
+    /// Value reads of hot-set rebuilds (one per copy, from the data or the old hot file).
+    pub rebuild_reads: u64,
+    /// Fraction of the table's entries holding a hot offset after each shard's `j`-th flush
+    /// (averaged over the shards that made `j` flushes): the offsets lengthen entries, which moves
+    /// the table's growth rebuilds.
+    pub hot_entry_fraction: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +101,9 @@ struct Shard {
     requested: bool,
     hot_end: u64,
     hot_dead: u64,
+    hot_entries: u64,
+    /// Hot-entry fraction after each flush since the last `take`.
+    fractions: Vec<f64>,
 }
 
 /// The walk's state: every shard of the store.
@@ -131,6 +140,8 @@ impl HotWalk {
                 requested: false,
                 hot_end: VALUE_FILE_HEADER,
                 hot_dead: 0,
+                hot_entries: 0,
+                fractions: Vec::new(),
             })
             .collect();
         HotWalk {
@@ -143,6 +154,25 @@ impl HotWalk {
 
     /// The counts so far; resets them.
     pub fn take(&mut self) -> HotCounts {
+        let flushes = self
+            .shards
+            .iter()
+            .map(|s| s.fractions.len())
+            .max()
+            .unwrap_or(0);
+        self.counts.hot_entry_fraction = (0..flushes)
+            .map(|j| {
+                let v: Vec<f64> = self
+                    .shards
+                    .iter()
+                    .filter_map(|s| s.fractions.get(j).copied())
+                    .collect();
+                v.iter().sum::<f64>() / v.len() as f64
+            })
+            .collect();
+        for s in self.shards.iter_mut() {
+            s.fractions.clear();
+        }
         std::mem::take(&mut self.counts)
     }
 
@@ -262,6 +292,7 @@ impl HotWalk {
                 sh.entry_bytes -= entry_len(key.len(), o.hot);
                 if o.hot {
                     sh.hot_dead += value_rec(o.value_len);
+                    sh.hot_entries -= 1;
                 }
             }
             let Some(len) = value else { continue };
@@ -274,6 +305,7 @@ impl HotWalk {
             let hot = (rewritten || est >= HOT_THRESHOLD)
                 && sh.hot_end + value_rec(len) <= VALUE_FILE_HEADER + cap;
             if hot {
+                sh.hot_entries += 1;
                 sh.hot_end += value_rec(len);
                 self.counts.hot_bytes += value_rec(len);
             }
@@ -290,6 +322,9 @@ impl HotWalk {
         if cap > 0 && self.shards[i].hot_dead >= cap / 4 {
             self.rebuild(i);
         }
+        let sh = &mut self.shards[i];
+        let f = sh.hot_entries as f64 / sh.table.len().max(1) as f64;
+        sh.fractions.push(f);
     }
 
     /// `hot::rebuild_hot_set` for shard `i`.
@@ -322,6 +357,7 @@ impl HotWalk {
             })
             .collect();
         self.counts.hot_bytes += used;
+        self.counts.rebuild_reads += chosen.len() as u64;
         // The table with the new offsets, every non-empty bucket's chain.
         let mut per_bucket: HashMap<u32, Vec<u64>> = HashMap::new();
         let mut entry_bytes = 0;
@@ -340,6 +376,7 @@ impl HotWalk {
         sh.entry_bytes = entry_bytes;
         sh.hot_end = VALUE_FILE_HEADER + used;
         sh.hot_dead = 0;
+        sh.hot_entries = chosen.len() as u64;
         for c in sh.counters.iter_mut() {
             *c /= 2;
         }
