@@ -4,10 +4,11 @@
 //!
 //! The prediction ([`predict`]) never looks at the store: it walks the engine's rules (log parts of
 //! `log_capacity_bytes` flushed as soon as they fill, flush = newest record per key, table rebuild
-//! when entry bytes pass the threshold, hot copies for keys rewritten within a log part, the filter
-//! re-sized with the engine's headroom on growth or when stale) with the expected values of
-//! [`crate::model`], per shard. [`run`] then drives the same workload through `tierkv::Db` and reads
-//! `Db::stats()`.
+//! when entry bytes pass the threshold, the filter re-sized with the engine's headroom on growth or
+//! when stale) with the expected values of [`crate::model`], per shard. The hot tier's figures come
+//! from [`crate::hotwalk`], which replays the same operations key by key through the engine's hot-set
+//! rules (count-min admission, rebuilds); its hot-entry fraction feeds the table walk's entry sizes.
+//! [`run`] then drives the same workload through `tierkv::Db` and reads `Db::stats()`.
 
 use std::path::PathBuf;
 use std::time::Instant;
