@@ -15,6 +15,7 @@
 pub mod bloom;
 pub mod device;
 pub mod error;
+pub mod hotwalk;
 pub mod lifetime;
 pub mod model;
 pub mod plan;
