@@ -142,7 +142,7 @@ pub fn markdown(run: &RunFile) -> String {
     }
     let mut notes: Vec<String> = Vec::new();
     for r in &run.results {
-        let n = format!("- **{}**: {}", r.engine, r.notes);
+        let n = format!("- **{}** ({}): {}", r.engine, r.workload, r.notes);
         if !r.notes.is_empty() && !notes.contains(&n) {
             notes.push(n);
         }
