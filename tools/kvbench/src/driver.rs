@@ -23,7 +23,8 @@ use crate::hist::Histogram;
 use crate::result::BenchResult;
 use crate::workload::{Plan, Values};
 
-/// Operations generated (untimed) per chunk of the run phase.
+/// Engine calls generated (untimed) per chunk of the run phase (a scan of `scan_length` keys counts
+/// `scan_length`), which bounds the harness's own memory.
 const CHUNK: usize = 1 << 16;
 
 /// Per-thread tallies of the run phase.
@@ -150,7 +151,12 @@ pub fn run(
         let mut busy = 0.0;
         let mut left = plan.ops;
         while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
+            let per_op = if plan.spec.mix.scan > 0.0 {
+                plan.spec.scan_length.max(1) as usize
+            } else {
+                2
+            };
+            let n = left.min((CHUNK / per_op).max(1) as u64) as usize;
             left -= n as u64;
             let chunk: Vec<Vec<Op>> = (0..n).map(|_| stream.next_ops()).collect();
             let c0 = Instant::now();

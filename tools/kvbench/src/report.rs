@@ -58,7 +58,9 @@ pub fn ratio_to_best_peer(run: &RunFile, w: &str) -> Option<(f64, String)> {
     let best = run
         .results
         .iter()
-        .filter(|r| r.workload == w && r.engine != "tierkv" && r.ops_per_sec > 0.0)
+        .filter(|r| {
+            r.workload == w && r.engine != "tierkv" && r.engine != "null" && r.ops_per_sec > 0.0
+        })
         .max_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec))?;
     Some((ours.ops_per_sec / best.ops_per_sec, best.engine.clone()))
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+mod null_engine;
 mod tierkv_engine;
 
 #[cfg(feature = "candystore")]
@@ -50,7 +51,7 @@ pub trait Engine: Send + Sync {
 
 /// In-process engines compiled into this binary.
 pub fn available() -> Vec<&'static str> {
-    let mut v = vec!["tierkv"];
+    let mut v = vec!["tierkv", "null"];
     if cfg!(feature = "redb") {
         v.push("redb");
     }
@@ -64,13 +65,14 @@ pub fn available() -> Vec<&'static str> {
 }
 
 /// All in-process engine names kvbench knows, compiled in or not.
-pub const IN_PROCESS: &[&str] = &["tierkv", "redb", "fjall", "candystore"];
+pub const IN_PROCESS: &[&str] = &["tierkv", "null", "redb", "fjall", "candystore"];
 
 /// Opens engine `name` on a fresh directory `dir`, sized for `keys` keys.
 pub fn open(name: &str, dir: &Path, keys: u64) -> Result<Box<dyn Engine>> {
     let _ = keys;
     match name {
         "tierkv" => Ok(Box::new(tierkv_engine::TierKv::open(dir)?)),
+        "null" => Ok(Box::new(null_engine::Null)),
         #[cfg(feature = "redb")]
         "redb" => Ok(Box::new(redb_engine::Redb::open(dir)?)),
         #[cfg(feature = "fjall")]
