@@ -120,6 +120,21 @@ impl Db {
     /// Opens the store at `path`, creating it when missing (unless `opts.create_if_missing` is off).
     /// For an existing store its recorded layout (shard count, tier directories) wins over `opts`.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let auto_split = opts.auto_split_deviation;
+        let db = Db::open_layout(path, opts)?;
+        if auto_split > 0.0 {
+            let policy = crate::RebalancePolicy {
+                max_deviation: auto_split,
+            };
+            if policy.choose(&db.stats()).is_some() {
+                return Ok(db.maintain(&NoProgress)?.0);
+            }
+        }
+        Ok(db)
+    }
+
+    /// Opens (or creates) the store without applying the automatic split policy.
+    fn open_layout(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         opts.validate()?;
         let path = path.as_ref().to_path_buf();
         let existing = Manifest::load(&path)?;
@@ -642,8 +657,8 @@ impl Db {
     }
 
     /// Applies the automatic rebalancing policy (`Options::auto_split_deviation`): while the largest
-    /// shard's key count passes the mean by more than that fraction, split it. Returns the store and
-    /// what was done.
+    /// shard's key count passes the mean by more than that fraction, split it. `Db::open` runs it when
+    /// the option is set and the policy asks for a split. Returns the store and what was done.
     pub fn maintain(self, progress: &dyn Progress) -> Result<(Db, Vec<crate::RebalanceReport>)> {
         let policy = crate::RebalancePolicy {
             max_deviation: self.inner.opts.auto_split_deviation,

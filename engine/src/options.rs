@@ -47,8 +47,9 @@ pub struct Options {
     pub sync: SyncPolicy,
     /// `compact` rewrites a shard whose data file is at least this fraction dead (default 0.25).
     pub compact_dead_fraction: f64,
-    /// [`crate::Db::maintain`] splits the largest shard while its key count passes the mean by more
-    /// than this fraction (default 0.5; 0 turns the policy off).
+    /// The automatic rebalancing policy: [`crate::Db::maintain`] — run by `Db::open` too — splits the
+    /// largest shard while its key count passes the mean by more than this fraction and the shards hold
+    /// at least 10 000 keys on average (default 0 = off).
     pub auto_split_deviation: f64,
     /// Flush a full log on a background thread while a second log takes writes (default true).
     /// When false, the writer that fills a log flushes it itself.
@@ -69,7 +70,7 @@ impl Default for Options {
             table_max_load: 0.75,
             sync: SyncPolicy::Manual,
             compact_dead_fraction: 0.25,
-            auto_split_deviation: 0.5,
+            auto_split_deviation: 0.0,
             background_flush: true,
             create_if_missing: true,
         }

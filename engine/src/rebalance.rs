@@ -268,6 +268,9 @@ pub(crate) fn remove_other_shards(
     Ok(())
 }
 
+/// Below this many keys per shard on average the policy never splits.
+pub const MIN_MEAN_KEYS: f64 = 10_000.0;
+
 /// When a shard should be split: the automatic rebalancing policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RebalancePolicy {
@@ -293,6 +296,10 @@ impl RebalancePolicy {
             return None;
         }
         let mean = stats.live_keys as f64 / n as f64;
+        // Small stores deviate by chance (hashing gives ~1/√mean); splitting them would only churn.
+        if mean < MIN_MEAN_KEYS {
+            return None;
+        }
         let (index, largest) = stats
             .per_shard
             .iter()
