@@ -5,7 +5,8 @@
 //! ```text
 //! magic "TKVCKPT\0" | version u32 | shard u32 | body length u64 | body | crc32 u32 (of all before it)
 //! body: fixed u64 fields (see `FIELDS`), then page map (u32 × buckets), free slots (count u64 +
-//!       u32 each), Bloom bytes (length u64 + bytes)
+//!       u32 each), Bloom bytes (length u64 + bytes), free data extents (count u64 + (offset u64,
+//!       length u32) each)
 //! ```
 
 use std::path::Path;
@@ -57,6 +58,8 @@ pub(crate) struct Checkpoint {
     pub page_map: Vec<u32>,
     /// Index slots not referenced by this checkpoint.
     pub free_slots: Vec<u32>,
+    /// Dead extents of the data file `(offset, length)` that values of a page or more reuse.
+    pub data_free: Vec<(u64, u32)>,
     pub bloom: Vec<u8>,
 }
 
@@ -109,6 +112,11 @@ impl Checkpoint {
         }
         body.extend_from_slice(&(self.bloom.len() as u64).to_le_bytes());
         body.extend_from_slice(&self.bloom);
+        body.extend_from_slice(&(self.data_free.len() as u64).to_le_bytes());
+        for (off, len) in &self.data_free {
+            body.extend_from_slice(&off.to_le_bytes());
+            body.extend_from_slice(&len.to_le_bytes());
+        }
         let mut out = Vec::with_capacity(body.len() + 28);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -179,6 +187,12 @@ impl Checkpoint {
         }
         let bloom_len = le::u64_at(take(8)?, 0) as usize;
         let bloom = take(bloom_len)?.to_vec();
+        let extents = le::u64_at(take(8)?, 0) as usize;
+        let mut data_free = Vec::with_capacity(extents.min(1 << 20));
+        for _ in 0..extents {
+            let e = take(12)?;
+            data_free.push((le::u64_at(e, 0), le::u32_at(e, 8)));
+        }
         let mut written_total = [0u64; TIERS];
         written_total.copy_from_slice(&fixed[19..19 + TIERS]);
         Ok(Checkpoint {
@@ -204,6 +218,7 @@ impl Checkpoint {
             written_total,
             page_map,
             free_slots,
+            data_free,
             bloom,
         })
     }
@@ -236,6 +251,7 @@ mod tests {
             buckets: 4,
             page_map: vec![1, 2, 3, 4],
             free_slots: vec![9, 10],
+            data_free: vec![(4096, 8192)],
             bloom: vec![7; 20],
             written_total: [1, 2, 3, 4, 5],
             data_end: 999,

@@ -206,6 +206,7 @@ pub(crate) fn compact_shard(
         bloom_removed: 0,
         page_map: std::mem::take(&mut table.page_map),
         free_slots: Vec::new(),
+        data_free: Vec::new(),
         bloom: filter.to_bytes(),
         ..old.clone()
     };

@@ -150,6 +150,18 @@ impl ValueWriter {
         Ok(())
     }
 
+    /// Writes a value record at `off`, inside the file's valid part (a reused dead extent).
+    pub fn write_at(&mut self, off: u64, hash: u64, value: &[u8]) -> Result<()> {
+        debug_assert!(off + VALUE_RECORD_HEADER + value.len() as u64 <= self.buf_start);
+        let mut rec = Vec::with_capacity(4 + value.len());
+        rec.extend_from_slice(&value_crc(hash, value).to_le_bytes());
+        rec.extend_from_slice(value);
+        io::write_all_at(&self.file, &self.path, &rec, off)?;
+        self.written.0 += rec.len() as u64;
+        self.written.1 += 1;
+        Ok(())
+    }
+
     /// Writes buffered records and syncs the file.
     pub fn sync(&mut self) -> Result<()> {
         self.write_buffer()?;

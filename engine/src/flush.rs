@@ -32,6 +32,8 @@ use crate::shard::{LogPart, Shard, Snapshot, REWRITTEN};
 use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
+/// Dead data-file records at least this long (about a page) are reused before the file grows.
+pub const REUSE_MIN_BYTES: u64 = 4096;
 /// A Bloom filter whose estimated false-positive rate passes `bloom_fpr × FPR_SLACK` is rebuilt.
 pub const FPR_SLACK: f64 = 1.2;
 /// A rebuilt Bloom filter is sized for this many times the table's keys.
@@ -180,6 +182,8 @@ struct Delta {
     entry_bytes_removed: u64,
     data_dead: u64,
     hot_dead: u64,
+    /// Data extents this flush frees (reusable from the next flush on).
+    freed: Vec<(u64, u32)>,
 }
 
 impl Delta {
@@ -188,6 +192,9 @@ impl Delta {
         self.live_bytes_removed += (key.len() + loc.value_len as usize) as u64;
         self.entry_bytes_removed += entry_len(key.len(), loc) as u64;
         self.data_dead += rec;
+        if rec >= REUSE_MIN_BYTES {
+            self.freed.push((loc.data_off, rec as u32));
+        }
         if loc.hot_off.is_some() {
             self.hot_dead += rec;
         }
@@ -255,9 +262,40 @@ pub(crate) fn flush_part(
     }
     pending.sort_unstable_by(|a, b| a.bucket.cmp(&b.bucket).then_with(|| a.key.cmp(b.key)));
 
-    // 3. Values: data file always, hot file for rewritten keys while it has room.
+    // 3. Values: data file always (a value of a page or more first reuses a dead extent freed by an
+    // earlier flush: no published snapshot references those), hot file for hot keys while it has room.
+    // Free extents by length (best fit: the smallest extent that holds the record).
+    let mut data_free: std::collections::BTreeMap<u32, Vec<u64>> =
+        std::collections::BTreeMap::new();
+    for (off, len) in &old.data_free {
+        data_free.entry(*len).or_default().push(*off);
+    }
+    let mut reused = 0u64;
     for p in pending.iter_mut().filter(|p| p.kind == RecordKind::Put) {
-        let data_off = fl.data.append(p.hash, p.value)?;
+        let rec = VALUE_RECORD_HEADER + p.value.len() as u64;
+        let extent = if rec >= REUSE_MIN_BYTES {
+            data_free.range(rec as u32..).next().map(|(len, _)| *len)
+        } else {
+            None
+        };
+        let data_off = match extent {
+            Some(len) => {
+                let offs = data_free.get_mut(&len).expect("the length was just found");
+                let off = offs.pop().expect("lengths are kept only with offsets");
+                if offs.is_empty() {
+                    data_free.remove(&len);
+                }
+                fl.data.write_at(off, p.hash, p.value)?;
+                reused += rec;
+                // A remainder too small to reuse stays dead (compaction reclaims it).
+                let rest = len as u64 - rec;
+                if rest >= REUSE_MIN_BYTES {
+                    data_free.entry(rest as u32).or_default().push(off + rec);
+                }
+                off
+            }
+            None => fl.data.append(p.hash, p.value)?,
+        };
         let hot_off =
             if crate::hot::admit_on_flush(shard, p.hash, p.hot, fl.hot.end(), p.value.len()) {
                 Some(fl.hot.append(p.hash, p.value)?)
@@ -431,7 +469,7 @@ pub(crate) fn flush_part(
         table_live_bytes: old.table_live_bytes + delta.live_bytes_added - delta.live_bytes_removed,
         entry_bytes: old.entry_bytes + delta.entry_bytes_added - delta.entry_bytes_removed,
         overflow_pages,
-        data_dead_bytes: old.data_dead_bytes + delta.data_dead,
+        data_dead_bytes: (old.data_dead_bytes + delta.data_dead).saturating_sub(reused),
         hot_dead_bytes: old.hot_dead_bytes + delta.hot_dead,
         bloom_capacity: 0,
         bloom_inserted: 0,
@@ -439,6 +477,11 @@ pub(crate) fn flush_part(
         written_total: [0; TIERS],
         page_map,
         free_slots,
+        data_free: data_free
+            .into_iter()
+            .flat_map(|(len, offs)| offs.into_iter().map(move |off| (off, len)))
+            .chain(std::mem::take(&mut delta.freed))
+            .collect(),
         bloom: Vec::new(),
     };
 
