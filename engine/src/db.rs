@@ -227,6 +227,14 @@ impl Db {
         &self.inner.path
     }
 
+    /// Sets where work the engine does by itself — a table growing into more buckets during a flush —
+    /// reports its progress (`None` = nowhere, the default).
+    pub fn set_progress(&self, progress: Option<Arc<dyn Progress>>) {
+        if let Some(shard) = self.inner.shards.first() {
+            *shard.progress.write() = progress;
+        }
+    }
+
     /// The number of shards.
     pub fn shards(&self) -> u32 {
         self.inner.shards.len() as u32
@@ -974,6 +982,7 @@ fn finish_recovery(
         }
     }
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(next_seq));
+    let progress: Arc<RwLock<Option<Arc<dyn Progress>>>> = Arc::default();
     let mut live = Vec::with_capacity(shards.len());
     for r in shards.iter_mut() {
         // Discard the suffix past the cut (a shard's records are in sequence order).
@@ -1053,6 +1062,7 @@ fn finish_recovery(
             opts: opts.clone(),
             seq: counter.clone(),
             heat: crate::hot::Heat::new(opts.hot_capacity_bytes),
+            progress: progress.clone(),
         });
     }
     // Everything numbered below `next_seq` that survived is durable now (synced above).

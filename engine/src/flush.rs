@@ -319,9 +319,19 @@ pub(crate) fn flush_part(
     };
     let (page_map, free_slots, index_slots, overflow_pages, index_file) = if rebuild {
         // Every surviving entry, re-bucketed.
+        let progress = shard.progress.read().clone();
+        if let Some(p) = &progress {
+            p.start(
+                &format!("grow table of shard {} to {buckets} buckets", shard.id),
+                old.page_map.len() as u64,
+            );
+        }
         let mut all: Vec<(u32, &[u8], Loc, u8)> =
             Vec::with_capacity(old.table_keys as usize + pending.len());
         for b in 0..old.page_map.len() as u32 {
+            if let Some(p) = &progress {
+                p.advance(1);
+            }
             snap.for_each_page(b, |_, page| {
                 for (k, loc, fp) in page::entries(page) {
                     let nb = KeyHash::of(k).bucket(buckets);
@@ -344,6 +354,9 @@ pub(crate) fn flush_part(
         }
         all.sort_unstable_by_key(|e| e.0);
         let (page_map, next, overflow) = encode_table(&all, buckets, generation, &mut out);
+        if let Some(p) = &progress {
+            p.finish();
+        }
         let new_gen = old.index_file + 1;
         let path = shard.paths.index(new_gen);
         let file = create_index(&path, shard.id, new_gen)?;

@@ -241,7 +241,6 @@ impl ShardState {
 }
 
 /// One shard.
-#[derive(Debug)]
 pub(crate) struct Shard {
     pub id: u32,
     pub paths: ShardPaths,
@@ -255,10 +254,21 @@ pub(crate) struct Shard {
     pub seq: Arc<AtomicU64>,
     /// Access-frequency counters of the hot tier.
     pub heat: crate::hot::Heat,
+    /// Where background work (table growth) reports progress (see `Db::set_progress`).
+    pub progress: Arc<parking_lot::RwLock<Option<Arc<dyn crate::db::Progress>>>>,
 }
 
 /// Makes every shard's log durable and advances the sync point (`Db`'s `sync_all`).
 pub(crate) type SyncAll<'a> = &'a dyn Fn() -> Result<()>;
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("id", &self.id)
+            .field("paths", &self.paths)
+            .finish()
+    }
+}
 
 /// Most full log parts a shard keeps before a writer must wait for (or run) a flush.
 pub(crate) const MAX_FROZEN: usize = 1;
