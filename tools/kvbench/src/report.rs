@@ -15,8 +15,10 @@ fn si(v: f64) -> String {
         format!("{:.2} M", v / 1e6)
     } else if v >= 1e3 {
         format!("{:.1} k", v / 1e3)
-    } else {
+    } else if v >= 1.0 || v == 0.0 {
         format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
     }
 }
 
@@ -175,7 +177,8 @@ pub fn bars(
     series: &[(String, Vec<Option<f64>>)],
     log: bool,
 ) -> String {
-    let (w, h, left, bottom, top) = (960.0, 420.0, 80.0, 90.0, 40.0);
+    let w = (100.0 + 14.0 * (groups.len() * series.len()) as f64).max(960.0);
+    let (h, left, bottom, top) = (420.0, 80.0, 90.0, 40.0);
     let plot_h = h - bottom - top;
     let plot_w = w - left - 20.0;
     let vals: Vec<f64> = series
