@@ -142,6 +142,26 @@ fn matching_prefix(
     None
 }
 
+/// Takes the child's reports so far: `(true, n)` synced through op `n`, `(false, n)` issued through
+/// op `n`, `(false, u64::MAX)` a rebalance started.
+fn drain(
+    rx: &std::sync::mpsc::Receiver<(bool, u64)>,
+    acknowledged: &mut u64,
+    issued: &mut u64,
+    rebalances: &mut u32,
+) {
+    while let Ok((synced, n)) = rx.try_recv() {
+        if n == u64::MAX {
+            *rebalances += 1;
+            continue;
+        }
+        if synced {
+            *acknowledged = (*acknowledged).max(n);
+        }
+        *issued = (*issued).max(n);
+    }
+}
+
 fn state_after(n: u64) -> HashMap<Vec<u8>, Vec<u8>> {
     let mut m = HashMap::new();
     for i in 0..n {
@@ -204,32 +224,14 @@ fn kill_minus_nine_keeps_every_synced_write() {
         });
         let deadline = Instant::now() + Duration::from_millis(rng.gen_range(50..700));
         while Instant::now() < deadline {
-            while let Ok((synced, n)) = rx.try_recv() {
-                if n == u64::MAX {
-                    rebalances += 1;
-                } else if synced {
-                    acknowledged = acknowledged.max(n);
-                }
-                if n != u64::MAX {
-                    issued = issued.max(n);
-                }
-            }
+            drain(&rx, &mut acknowledged, &mut issued, &mut rebalances);
             std::thread::sleep(Duration::from_millis(2));
         }
         let _ = child.kill();
         let status = child.wait().unwrap();
         killed_mid_run += (!status.success()) as u32;
         reader.join().unwrap();
-        while let Ok((synced, n)) = rx.try_recv() {
-            if n == u64::MAX {
-                rebalances += 1;
-            } else if synced {
-                acknowledged = acknowledged.max(n);
-            }
-            if n != u64::MAX {
-                issued = issued.max(n);
-            }
-        }
+        drain(&rx, &mut acknowledged, &mut issued, &mut rebalances);
 
         let db = Db::open(&path, options()).unwrap();
         let found = read_all(&db);
