@@ -3,7 +3,7 @@
 //! M/M/c queue that turns a latency target into a read rate, and the SSD's internal write
 //! amplification at a fill level. It knows nothing of the engine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -232,17 +232,10 @@ impl DeviceProfile {
 
 /// Loads every `*.json` profile in `dir`, sorted by name.
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<DeviceProfile>> {
-    let dir = dir.as_ref();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|cause| Error::Io {
-            path: dir.to_path_buf(),
-            cause,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths.iter().map(DeviceProfile::load).collect()
+    crate::error::json_files(dir.as_ref())?
+        .iter()
+        .map(DeviceProfile::load)
+        .collect()
 }
 
 #[cfg(test)]

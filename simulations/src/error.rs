@@ -82,3 +82,17 @@ impl From<tierkv::Error> for Error {
         Error::Engine(e)
     }
 }
+
+/// The `*.json` files in `dir`, sorted by name (device profiles and workload specs are listed this way).
+pub fn json_files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|cause| Error::Io {
+            path: dir.to_path_buf(),
+            cause,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}

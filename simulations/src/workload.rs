@@ -594,17 +594,7 @@ impl OpStream {
 
 /// Loads every `*.json` spec in `dir`, sorted by file name.
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<Vec<(PathBuf, WorkloadSpec)>> {
-    let dir = dir.as_ref();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|cause| Error::Io {
-            path: dir.to_path_buf(),
-            cause,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
+    crate::error::json_files(dir.as_ref())?
         .into_iter()
         .map(|p| WorkloadSpec::load(&p).map(|s| (p, s)))
         .collect()
