@@ -31,7 +31,7 @@ use crate::manifest::{self, Manifest, FORMAT_VERSION};
 use crate::options::{check_key, check_value, Options, SyncPolicy};
 use crate::page::{self, PAGE_SIZE};
 use crate::shard::{LogPart, Shard, ShardState, Snapshot};
-use crate::stats::{Counters, ShardStats, Stats, Tier, TiersStats};
+use crate::stats::{Counters, ShardStats, Stats, TiersStats};
 use crate::syncpoint::SyncPoint;
 
 /// Receives progress of long operations (check, compact, rebalance), e.g. to draw a progress bar.
@@ -1226,5 +1226,4 @@ fn shard_stats(shard: &Shard) -> ShardStats {
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Db>();
-    let _ = Tier::Log;
 }

@@ -1,15 +1,17 @@
 //! The flush: moves one full log part into the global table.
 //!
+//! 0. Sync every shard's log and advance the sync point (no record in a table is numbered above it).
 //! 1. Collect the part's newest record per key, sorted by (bucket, key).
 //! 2. Decide whether the table must grow: when entry bytes would pass `table_max_load` of the primary
-//!    pages' payload, the bucket count doubles (as often as needed) and the table is rebuilt into a new
-//!    index file.
-//! 3. Append the live values to the data file (sequential writes only) and, for keys rewritten while in
-//!    the log and while the hot file has room, a hot copy to the hot file.
+//!    pages' payload, the table is rebuilt into a new index file with the bucket count that puts it at
+//!    2/3 of that load.
+//! 3. Append the live values to the data file (sequential, except that records of 4 KiB or more reuse
+//!    dead extents freed by earlier flushes) and, for hot keys while the hot file has room, a hot copy.
 //! 4. For every touched bucket, merge its old entries with the part's records and write the bucket's new
 //!    page chain into slots that the published snapshot does not reference (out-of-place: an old page is
 //!    never overwritten while a checkpoint or a reader may still use it, so no page can be torn).
-//! 5. Sync the data, hot and index files; update the Bloom filter (rebuild it when it outgrew its size).
+//! 5. Sync the data, hot and index files; update the Bloom filter (rebuild it when it outgrew its size
+//!    or its estimated false-positive rate passed `FPR_SLACK` × the target).
 //! 6. Write the checkpoint atomically; it retires the log part. The caller then publishes the snapshot
 //!    and deletes the log segment.
 

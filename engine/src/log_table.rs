@@ -152,11 +152,17 @@ impl RobinHoodTable {
 
     /// Inserts `value` under `hash`, replacing the entry for which `eq(payload)` holds; returns the
     /// replaced payload.
-    pub fn insert(
+    pub fn insert(&mut self, hash: u64, value: u64, eq: impl FnMut(u64) -> bool) -> Option<u64> {
+        self.insert_with(hash, eq, |_| value)
+    }
+
+    /// Inserts the payload `make(old)` under `hash`, where `old` is the payload of the entry for which
+    /// `eq` holds (replaced) or `None`; one probe sequence either way. Returns the replaced payload.
+    pub fn insert_with(
         &mut self,
         hash: u64,
-        value: u64,
         mut eq: impl FnMut(u64) -> bool,
+        make: impl FnOnce(Option<u64>) -> u64,
     ) -> Option<u64> {
         let hash = stored_hash(hash);
         // Look for an existing entry first (Robin Hood order bounds the search).
@@ -173,7 +179,9 @@ impl RobinHoodTable {
                     break;
                 }
                 if slot.hash == hash && eq(slot.value) {
-                    return Some(std::mem::replace(&mut slot.value, value));
+                    let old = slot.value;
+                    slot.value = make(Some(old));
+                    return Some(old);
                 }
                 index = (index + 1) & self.mask;
                 dist += 1;
@@ -182,7 +190,10 @@ impl RobinHoodTable {
         if (self.len + 1) as f64 > self.max_load * self.slots.len() as f64 {
             self.grow();
         }
-        self.place(Slot { hash, value });
+        self.place(Slot {
+            hash,
+            value: make(None),
+        });
         self.len += 1;
         None
     }

@@ -94,15 +94,12 @@ impl LogPart {
             self.table.remove(hash, |p| seg.key_at(p as u32) == key);
             return;
         }
-        let mut payload = off as u64;
-        let replaced = self
-            .table
-            .insert(hash, payload, |p| seg.key_at(p as u32) == key);
-        if replaced.is_some() && kind == RecordKind::Put {
-            payload |= REWRITTEN;
-            self.table
-                .insert(hash, payload, |p| seg.key_at(p as u32) == key);
-        }
+        // A put that replaces an earlier record of the key marks it rewritten (a hot-key hint).
+        let eq = |p: u64| seg.key_at(p as u32) == key;
+        self.table.insert_with(hash, eq, |old| match (old, kind) {
+            (Some(_), RecordKind::Put) => off as u64 | REWRITTEN,
+            _ => off as u64,
+        });
     }
 }
 
