@@ -232,10 +232,9 @@ impl Checkpoint {
 
     /// Reads the checkpoint at `path`, `Ok(None)` when there is none.
     pub fn load(path: &Path, shard: u32) -> Result<Option<Checkpoint>> {
-        match std::fs::read(path) {
-            Ok(bytes) => Checkpoint::decode(&bytes, path, shard).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(path, e)),
+        match io::read_file(path)? {
+            Some(bytes) => Checkpoint::decode(&bytes, path, shard).map(Some),
+            None => Ok(None),
         }
     }
 }

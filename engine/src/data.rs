@@ -9,11 +9,10 @@
 //! The key hash in the CRC ties a record to its key: an entry that points at another key's record, or
 //! at a record that was never completely written, fails the check and is reported, never returned.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::{self, le};
+use crate::io::{self, le, StorageFile};
 use crate::manifest::FORMAT_VERSION;
 
 /// Bytes of a value file's header; the first record starts here.
@@ -51,7 +50,7 @@ pub(crate) fn value_crc(hash: u64, value: &[u8]) -> u32 {
 #[derive(Debug)]
 pub(crate) struct ValueWriter {
     pub path: PathBuf,
-    file: File,
+    file: StorageFile,
     /// Logical end: where the next record goes.
     end: u64,
     buf: Vec<u8>,
@@ -71,7 +70,7 @@ impl ValueWriter {
         } else {
             io::create_rw(&path)?
         };
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let len = file.len()?;
         let end = if !exists || len < VALUE_FILE_HEADER {
             let mut h = [0u8; VALUE_FILE_HEADER as usize];
             h[..8].copy_from_slice(kind.magic());
@@ -79,11 +78,11 @@ impl ValueWriter {
             h[12..16].copy_from_slice(&shard.to_le_bytes());
             let crc = crc32fast::hash(&h[..28]);
             h[28..].copy_from_slice(&crc.to_le_bytes());
-            io::write_all_at(&file, &path, &h, 0)?;
+            file.write_all_at(&h, 0)?;
             VALUE_FILE_HEADER.max(end)
         } else {
             let mut h = [0u8; VALUE_FILE_HEADER as usize];
-            io::read_exact_at(&file, &path, &mut h, 0)?;
+            file.read_exact_at(&mut h, 0)?;
             if &h[..8] != kind.magic() || crc32fast::hash(&h[..28]) != le::u32_at(&h, 28) {
                 return Err(Error::corruption(&path, 0, "bad value-file header"));
             }
@@ -141,7 +140,7 @@ impl ValueWriter {
 
     fn write_buffer(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            io::write_all_at(&self.file, &self.path, &self.buf, self.buf_start)?;
+            self.file.write_all_at(&self.buf, self.buf_start)?;
             self.written.0 += self.buf.len() as u64;
             self.written.1 += 1;
             self.buf_start += self.buf.len() as u64;
@@ -156,7 +155,7 @@ impl ValueWriter {
         let mut rec = Vec::with_capacity(4 + value.len());
         rec.extend_from_slice(&value_crc(hash, value).to_le_bytes());
         rec.extend_from_slice(value);
-        io::write_all_at(&self.file, &self.path, &rec, off)?;
+        self.file.write_all_at(&rec, off)?;
         self.written.0 += rec.len() as u64;
         self.written.1 += 1;
         Ok(())
@@ -165,7 +164,7 @@ impl ValueWriter {
     /// Writes buffered records and syncs the file.
     pub fn sync(&mut self) -> Result<()> {
         self.write_buffer()?;
-        io::sync_data(&self.file, &self.path)
+        self.file.sync_data()
     }
 
     /// `(bytes, writes)` issued since the last call.
@@ -174,7 +173,7 @@ impl ValueWriter {
     }
 
     /// The file, for mapping.
-    pub fn file(&self) -> &File {
+    pub fn file(&self) -> &StorageFile {
         &self.file
     }
 }
@@ -188,24 +187,48 @@ pub(crate) fn read_value(
     len: u32,
     hash: u64,
 ) -> Result<Vec<u8>> {
+    check_record_bounds(map.len() as u64, path, off, len)?;
     let start = off as usize;
     let end = start + VALUE_RECORD_HEADER as usize + len as usize;
-    if off < VALUE_FILE_HEADER || end > map.len() {
+    checked_value(&map[start..end], path, off, hash).map(<[u8]>::to_vec)
+}
+
+/// Bytes of the value record of a `len`-byte value.
+#[inline]
+pub(crate) fn record_bytes(len: u32) -> usize {
+    VALUE_RECORD_HEADER as usize + len as usize
+}
+
+/// Checks that the record of a `len`-byte value at `off` lies inside a file of `file_end` bytes.
+#[inline]
+pub(crate) fn check_record_bounds(file_end: u64, path: &Path, off: u64, len: u32) -> Result<()> {
+    if off < VALUE_FILE_HEADER || off + record_bytes(len) as u64 > file_end {
         return Err(Error::corruption(
             path,
             off,
             format!("value record of {len} bytes lies outside the file"),
         ));
     }
-    let value = &map[start + 4..end];
-    if value_crc(hash, value) != le::u32_at(map, start) {
+    Ok(())
+}
+
+/// The value in `record` (the record's bytes, read from `off`) once its checksum binds it to `hash`.
+#[inline]
+pub(crate) fn checked_value<'r>(
+    record: &'r [u8],
+    path: &Path,
+    off: u64,
+    hash: u64,
+) -> Result<&'r [u8]> {
+    let value = &record[VALUE_RECORD_HEADER as usize..];
+    if value_crc(hash, value) != le::u32_at(record, 0) {
         return Err(Error::corruption(
             path,
             off,
             "value record checksum mismatch",
         ));
     }
-    Ok(value.to_vec())
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -24,14 +24,14 @@ use crate::data::{read_value, VALUE_FILE_HEADER};
 use crate::error::{Error, IoContext, Result};
 use crate::flush::{self, Flusher};
 use crate::hash::KeyHash;
-use crate::io::{self, WriterLock};
+use crate::io::{self, IoSetup, WriterLock};
 use crate::layout::ShardPaths;
 use crate::log::{LogSegment, RecordKind};
 use crate::manifest::{self, Manifest, FORMAT_VERSION};
 use crate::options::{check_key, check_value, Options, SyncPolicy};
 use crate::page::{self, PAGE_SIZE};
-use crate::shard::{LogPart, Shard, ShardState, Snapshot};
-use crate::stats::{Counters, ShardStats, Stats, TiersStats};
+use crate::shard::{DirectFiles, LogPart, Shard, ShardState, Snapshot};
+use crate::stats::{Counters, IoReport, ShardStats, Stats, TiersStats};
 use crate::syncpoint::SyncPoint;
 
 /// Receives progress of long operations (check, compact, rebalance), e.g. to draw a progress bar.
@@ -449,9 +449,29 @@ impl Db {
         Ok(copies)
     }
 
-    /// The values of many keys, in order.
+    /// The values of many keys, in order. When a tier is read with direct I/O, the batch's page
+    /// reads are submitted together, then its value reads (io_uring when available): the queue
+    /// depth is the batch size. Through memory maps, keys are looked up one after another.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
-        keys.iter().map(|k| self.get(k.as_ref())).collect()
+        if !self.inner.opts.direct_io.any() || keys.len() < 2 {
+            return keys.iter().map(|k| self.get(k.as_ref())).collect();
+        }
+        let mut batch = Vec::with_capacity(keys.len());
+        for k in keys {
+            let key = k.as_ref();
+            check_key(key)?;
+            let h = KeyHash::of(key);
+            batch.push((key, h.0, self.inner.shard_index(h)));
+        }
+        let (values, rebuild) = crate::shard::multi_get_batched(&self.inner.shards, &batch)?;
+        if !rebuild.is_empty() {
+            if let Some(tx) = &*self.inner.flusher_tx.lock() {
+                for id in rebuild {
+                    let _ = tx.send(Msg::RebuildHotSet(id));
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// Makes every write acknowledged before this call durable.
@@ -690,7 +710,19 @@ impl Db {
     /// A snapshot of every counter.
     pub fn stats(&self) -> Stats {
         let per_shard = self.inner.shards.iter().map(shard_stats).collect();
-        Stats::aggregate(FORMAT_VERSION, "mmap", per_shard)
+        let io = &self.inner.shards[0].io;
+        let report = IoReport {
+            engine: io.batch.name(),
+            direct: io.direct,
+            page_cache_pages: self
+                .inner
+                .shards
+                .iter()
+                .filter_map(|s| s.io.cache.as_ref())
+                .map(|c| c.capacity() as u64)
+                .sum(),
+        };
+        Stats::aggregate(FORMAT_VERSION, report, per_shard)
     }
 
     /// Flushes every log, writes the checkpoints and releases the store. Dropping a `Db` does the same
@@ -832,6 +864,7 @@ struct Recovering {
     paths: ShardPaths,
     fl: Flusher,
     snap: Snapshot,
+    io: IoSetup,
     counters: Counters,
     /// Replayed segments, oldest first, each with its records `(offset, kind, seq)` and the end of
     /// the bytes it held (valid + torn).
@@ -855,7 +888,7 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recoverin
                 ..Checkpoint::default()
             };
             let f = flush::create_index(&paths.index(0), id, 0)?;
-            io::sync_data(&f, &paths.index(0))?;
+            f.sync_data()?;
             c.store(&paths.checkpoint(), id)?;
             c
         }
@@ -878,7 +911,8 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recoverin
         counters.written_before[t].store(*w, Ordering::Relaxed);
     }
     let flushed_seq = ckpt.log_flushed_seq;
-    let snap: Snapshot = flush::snapshot(&fl, ckpt, filter, verified)?;
+    let io = IoSetup::for_shard(opts, opts.shards)?;
+    let snap: Snapshot = flush::snapshot(&fl, ckpt, filter, verified, &io)?;
 
     // Leftovers: segments already flushed, index files of other generations, temp files.
     let mut seqs = Vec::new();
@@ -951,6 +985,7 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recoverin
         paths,
         fl,
         snap,
+        io,
         counters,
         segments,
         next_log,
@@ -1002,7 +1037,7 @@ fn finish_recovery(
             }
             // What we keep may still be only in the page cache: make it durable before the sync
             // point moves past it.
-            io::sync_data(&seg.file(), &seg.path)?;
+            seg.file().sync_data()?;
             if records.is_empty() {
                 let path = seg.path.clone();
                 drop(seg);
@@ -1063,6 +1098,7 @@ fn finish_recovery(
             seq: counter.clone(),
             heat: crate::hot::Heat::new(opts.hot_capacity_bytes),
             progress: progress.clone(),
+            io: r.io,
         });
     }
     // Everything numbered below `next_seq` that survived is durable now (synced above).
@@ -1085,6 +1121,8 @@ impl Recovering {
             data_map: None,
             hot_path: snap.hot_path.clone(),
             hot_map: None,
+            direct: DirectFiles::default(),
+            io: snap.io.clone(),
         }
     }
 }

@@ -15,7 +15,6 @@
 //! 6. Write the checkpoint atomically; it retires the log part. The caller then publishes the snapshot
 //!    and deletes the log segment.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,12 +24,14 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{ValueFileKind, ValueWriter, VALUE_RECORD_HEADER};
 use crate::error::{Error, Result};
 use crate::hash::KeyHash;
-use crate::io::{self, le};
+use crate::io::direct::AlignedBuf;
+use crate::io::uring::{write_batch, WriteReq};
+use crate::io::{self, le, IoSetup, OpenHow, StorageFile};
 use crate::layout::ShardPaths;
 use crate::log::RecordKind;
 use crate::manifest::FORMAT_VERSION;
 use crate::page::{self, entry_len, Loc, PAGE_PAYLOAD, PAGE_SIZE};
-use crate::shard::{LogPart, Shard, Snapshot, REWRITTEN};
+use crate::shard::{DirectFiles, LogPart, Shard, Snapshot, REWRITTEN};
 use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
@@ -46,7 +47,7 @@ pub const BLOOM_HEADROOM: f64 = 1.5;
 pub(crate) struct Flusher {
     pub data: ValueWriter,
     pub hot: ValueWriter,
-    pub index_file: File,
+    pub index_file: StorageFile,
     pub index_path: PathBuf,
 }
 
@@ -88,17 +89,17 @@ fn index_header(shard: u32, generation: u64) -> [u8; PAGE_SIZE] {
 }
 
 /// Creates an index file holding only its header page (slot 0).
-pub(crate) fn create_index(path: &Path, shard: u32, generation: u64) -> Result<File> {
+pub(crate) fn create_index(path: &Path, shard: u32, generation: u64) -> Result<StorageFile> {
     let f = io::create_rw(path)?;
-    io::write_all_at(&f, path, &index_header(shard, generation), 0)?;
+    f.write_all_at(&index_header(shard, generation), 0)?;
     Ok(f)
 }
 
 /// Opens an index file and checks its header and length.
-pub(crate) fn open_index(path: &Path, shard: u32, generation: u64, slots: u32) -> Result<File> {
+pub(crate) fn open_index(path: &Path, shard: u32, generation: u64, slots: u32) -> Result<StorageFile> {
     let f = io::open_rw(path)?;
     let mut h = [0u8; 32];
-    io::read_exact_at(&f, path, &mut h, 0)?;
+    f.read_exact_at(&mut h, 0)?;
     if &h[..8] != INDEX_MAGIC || crc32fast::hash(&h[..28]) != le::u32_at(&h, 28) {
         return Err(Error::corruption(path, 0, "bad index-file header"));
     }
@@ -117,7 +118,7 @@ pub(crate) fn open_index(path: &Path, shard: u32, generation: u64, slots: u32) -
             "index file belongs to another shard or generation",
         ));
     }
-    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let len = f.len()?;
     if len < slots as u64 * PAGE_SIZE as u64 {
         return Err(Error::corruption(
             path,
@@ -137,16 +138,27 @@ pub(crate) fn snapshot(
     mut ckpt: Checkpoint,
     filter: Filter,
     verified: Arc<Vec<AtomicU64>>,
+    io: &IoSetup,
 ) -> Result<Snapshot> {
     ckpt.bloom = Vec::new();
     let index_len = ckpt.index_slots as u64 * PAGE_SIZE as u64;
+    let direct_open = |on: bool, path: &Path| -> Result<Option<StorageFile>> {
+        on.then(|| io::open(path, OpenHow::READ_DIRECT)).transpose()
+    };
+    let direct = DirectFiles {
+        index: direct_open(io.direct.index, &fl.index_path)?,
+        data: direct_open(io.direct.data, &fl.data.path)?,
+        hot: direct_open(io.direct.hot, &fl.hot.path)?,
+    };
     Ok(Snapshot {
-        index_map: io::map_read(&fl.index_file, &fl.index_path, index_len)?,
+        direct,
+        io: io.clone(),
+        index_map: io::map_read(&fl.index_file, index_len)?,
         index_path: fl.index_path.clone(),
         verified,
-        data_map: io::map_read(fl.data.file(), &fl.data.path, ckpt.data_end)?,
+        data_map: io::map_read(fl.data.file(), ckpt.data_end)?,
         data_path: fl.data.path.clone(),
-        hot_map: io::map_read(fl.hot.file(), &fl.hot.path, ckpt.hot_end)?,
+        hot_map: io::map_read(fl.hot.file(), ckpt.hot_end)?,
         hot_path: fl.hot.path.clone(),
         filter,
         ckpt,
@@ -439,11 +451,12 @@ pub(crate) fn flush_part(
         }
     }
 
-    let (index_file_ref, index_path_ref) = match &index_file {
-        Some((f, p, _)) => (f, p.as_path()),
-        None => (&fl.index_file, fl.index_path.as_path()),
+    let index_generation = index_file.as_ref().map_or(old.index_file, |f| f.2);
+    let index_file_ref = match &index_file {
+        Some((f, _, _)) => f,
+        None => &fl.index_file,
     };
-    let writes = write_pages(index_file_ref, index_path_ref, &mut out)?;
+    let writes = write_pages(index_file_ref, &mut out, &shard.io, index_generation)?;
     counters.write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
     counters
         .pages_written
@@ -458,20 +471,16 @@ pub(crate) fn flush_part(
         let (b, w) = fl.hot.take_io();
         counters.write(Tier::Hot, w, b);
     }
-    io::sync_data(index_file_ref, index_path_ref)?;
-
-    if let Some((file, path, _)) = index_file
-        .as_ref()
-        .map(|(f, p, g)| (f.try_clone(), p.clone(), *g))
-    {
-        fl.index_file = file.map_err(|e| Error::io(&path, e))?;
+    index_file_ref.sync_data()?;
+    if let Some((file, path, _)) = index_file {
+        fl.index_file = file;
         fl.index_path = path;
     }
 
     let table_keys = old.table_keys + delta.keys_added - delta.keys_removed;
     let mut ckpt = Checkpoint {
         generation,
-        index_file: index_file.as_ref().map_or(old.index_file, |f| f.2),
+        index_file: index_generation,
         index_slots,
         buckets,
         data_end: fl.data.end(),
@@ -534,7 +543,13 @@ pub(crate) fn flush_part(
     if rebuild_filter {
         counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
     }
-    let mut new_snap = snapshot(fl, ckpt.clone(), filter.clone(), Arc::new(verified))?;
+    let mut new_snap = snapshot(
+        fl,
+        ckpt.clone(),
+        filter.clone(),
+        Arc::new(verified),
+        &shard.io,
+    )?;
     if rebuild_filter {
         for b in 0..new_snap.ckpt.page_map.len() as u32 {
             new_snap.for_each_page(b, |_, page| {
@@ -604,31 +619,47 @@ pub(crate) fn encode_table(
     (page_map, next, overflow)
 }
 
-/// Writes pages in slot order, coalescing runs of consecutive slots (≤ 4 MiB per write): each page
-/// is written once. Returns the number of writes issued.
+/// Writes pages in slot order as one batch (io_uring, or positioned writes), coalescing runs of
+/// consecutive slots into one write of at most 4 MiB: each page is written once and a flush issues
+/// at most one write per page. Then puts every page into the shard's page cache (write-through, see
+/// `io/page_cache.rs`) for the index file of `generation`. Returns the number of writes issued.
 pub(crate) fn write_pages(
-    file: &File,
-    path: &Path,
+    file: &StorageFile,
     out: &mut [(u32, Box<[u8; PAGE_SIZE]>)],
+    io: &IoSetup,
+    generation: u64,
 ) -> Result<u64> {
     out.sort_unstable_by_key(|(slot, _)| *slot);
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut run_start = 0u32;
-    let mut writes = 0u64;
-    for (i, (slot, page)) in out.iter().enumerate() {
-        if buf.is_empty() {
-            run_start = *slot;
-        }
-        buf.extend_from_slice(&page[..]);
-        let run_ends =
-            out.get(i + 1).is_none_or(|(next, _)| *next != slot + 1) || buf.len() >= 4 << 20;
-        if run_ends {
-            io::write_all_at(file, path, &buf, run_start as u64 * PAGE_SIZE as u64)?;
-            writes += 1;
-            buf.clear();
+    // Runs of consecutive slots: (first slot, bytes).
+    let mut runs: Vec<(u32, Vec<u8>)> = Vec::new();
+    for (slot, page) in out.iter() {
+        match runs.last_mut() {
+            Some((first, bytes))
+                if *first as usize + bytes.len() / PAGE_SIZE == *slot as usize
+                    && bytes.len() < 4 << 20 =>
+            {
+                bytes.extend_from_slice(&page[..])
+            }
+            _ => runs.push((*slot, page.to_vec())),
         }
     }
-    Ok(writes)
+    let reqs: Vec<WriteReq<'_>> = runs
+        .iter()
+        .map(|(first, bytes)| WriteReq {
+            file,
+            offset: *first as u64 * PAGE_SIZE as u64,
+            buf: bytes,
+        })
+        .collect();
+    write_batch(io.batch, &reqs)?;
+    if let Some(cache) = &io.cache {
+        for (slot, page) in out.iter() {
+            let mut buf = AlignedBuf::zeroed(PAGE_SIZE);
+            buf.as_mut_slice()[..PAGE_SIZE].copy_from_slice(&page[..]);
+            cache.insert(generation, *slot, Arc::new(buf));
+        }
+    }
+    Ok(runs.len() as u64)
 }
 
 /// The bucket count a table of `entry_bytes` needs at `load` (at least 1).
@@ -639,7 +670,7 @@ pub(crate) fn buckets_for(entry_bytes: u64, load: f64) -> u32 {
 
 /// A table written in full into a new index file (the next generation) and synced.
 pub(crate) struct RebuiltTable {
-    pub file: File,
+    pub file: StorageFile,
     pub path: PathBuf,
     pub generation: u64,
     pub page_map: Vec<u32>,
@@ -661,8 +692,8 @@ pub(crate) fn write_rebuilt_table(
     let index_gen = old_index_file + 1;
     let path = shard.paths.index(index_gen);
     let file = create_index(&path, shard.id, index_gen)?;
-    let writes = write_pages(&file, &path, &mut out)?;
-    io::sync_data(&file, &path)?;
+    let writes = write_pages(&file, &mut out, &shard.io, index_gen)?;
+    file.sync_data()?;
     shard
         .counters
         .write(Tier::Index, writes, (out.len() * PAGE_SIZE) as u64);
@@ -696,7 +727,7 @@ pub(crate) fn install_rebuilt(
     for w in verified.iter() {
         w.store(u64::MAX, Ordering::Relaxed);
     }
-    let snap = snapshot(fl, ckpt, filter, Arc::new(verified))?;
+    let snap = snapshot(fl, ckpt, filter, Arc::new(verified), &shard.io)?;
     shard.state.write().snap = Arc::new(snap);
     io::remove_if_exists(&old_index)
 }

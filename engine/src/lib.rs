@@ -45,6 +45,17 @@ mod syncpoint;
 
 pub use batch::{BatchOp, WriteBatch};
 
+/// The storage layer every file access of the engine goes through: the [`storage::StorageBackend`]
+/// and [`storage::FileBackend`] traits, the operating-system implementation, and
+/// [`storage::register_storage`], which routes a directory's files to another backend (a
+/// fault-injecting one in tests).
+pub mod storage {
+    pub use crate::io::{
+        register_storage, storage_for, FileBackend, OpenHow, OsStorage, StorageBackend,
+        StorageRegistration,
+    };
+}
+
 /// On-disk format constants, for tools that model the engine (the simulations).
 pub mod format {
     pub use crate::data::{VALUE_FILE_HEADER, VALUE_RECORD_HEADER};
@@ -58,7 +69,7 @@ pub use compaction::{CompactReport, ShardCompaction};
 pub use db::{CheckProblem, CheckReport, Db, NoProgress, Progress};
 pub use error::{Error, Result};
 pub use manifest::FORMAT_VERSION;
-pub use options::{Options, SyncPolicy, MAX_KEY_LEN, MAX_VALUE_LEN};
+pub use options::{DirectIo, IoEngine, Options, SyncPolicy, MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use page::PAGE_SIZE;
 pub use rebalance::{RebalanceChoice, RebalancePolicy, RebalanceReport};
 pub use stats::{DiskBytes, GetStats, ShardStats, Stats, TierStats, TiersStats};

@@ -15,7 +15,6 @@
 //! of the shard when this one was started: recovery compares it with what it could read of that
 //! segment, so a lost tail of an older segment is noticed even when a newer segment survived.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,7 +22,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
-use crate::io::{self, le};
+use crate::io::{self, le, StorageFile};
 use crate::manifest::FORMAT_VERSION;
 use crate::options::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -80,7 +79,7 @@ fn record_crc(seq: u64, body: &[u8]) -> u32 {
 pub(crate) struct LogSegment {
     pub seq: u64,
     pub path: PathBuf,
-    file: Arc<File>,
+    file: Arc<StorageFile>,
     map: Mmap,
     /// Append position (bytes used, header included).
     len: usize,
@@ -115,8 +114,8 @@ impl LogSegment {
         prev_len: u32,
     ) -> Result<LogSegment> {
         let file = io::create_rw(&path)?;
-        io::preallocate(&file, &path, capacity)?;
-        let map = io::map_read(&file, &path, capacity)?.expect("capacity > 0");
+        file.preallocate(capacity)?;
+        let map = io::map_read(&file, capacity)?.expect("capacity > 0");
         let mut header = [0u8; LOG_HEADER];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -142,12 +141,13 @@ impl LogSegment {
     /// True when the segment's header was never written (a crash right after the file was created):
     /// nothing in it was ever written out, so it holds no record.
     pub fn never_written(path: &Path) -> Result<bool> {
-        use std::io::Read;
-        let mut header = Vec::with_capacity(LOG_HEADER);
-        File::open(path)
-            .and_then(|f| f.take(LOG_HEADER as u64).read_to_end(&mut header))
-            .map_err(|e| Error::io(path, e))?;
-        Ok(header.len() < LOG_HEADER || header.iter().all(|&b| b == 0))
+        let file = io::open(path, io::OpenHow::READ)?;
+        if file.len()? < LOG_HEADER as u64 {
+            return Ok(true);
+        }
+        let mut header = [0u8; LOG_HEADER];
+        file.read_exact_at(&mut header, 0)?;
+        Ok(header.iter().all(|&b| b == 0))
     }
 
     /// Opens an existing segment and calls `visit(offset, record)` for every valid record in order.
@@ -160,7 +160,7 @@ impl LogSegment {
         mut visit: impl FnMut(u32, RecordRef<'_>) -> Result<()>,
     ) -> Result<(LogSegment, ReplayEnd)> {
         let file = io::open_rw(&path)?;
-        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let file_len = file.len()?;
         if file_len < LOG_HEADER as u64 {
             return Err(Error::corruption(
                 &path,
@@ -168,7 +168,7 @@ impl LogSegment {
                 "log segment shorter than its header",
             ));
         }
-        let map = io::map_read(&file, &path, file_len)?.expect("length checked above");
+        let map = io::map_read(&file, file_len)?.expect("length checked above");
         check_header(&map, &path, shard, seq)?;
         let mut at = LOG_HEADER;
         let end = loop {
@@ -260,7 +260,7 @@ impl LogSegment {
     /// Writes buffered records to the file (not yet durable: see [`Self::sync`]).
     pub fn write_out(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            io::write_all_at(&self.file, &self.path, &self.buf, self.buf_start as u64)?;
+            self.file.write_all_at(&self.buf, self.buf_start as u64)?;
             self.buf_start = self.len;
             self.buf.clear();
         }
@@ -300,7 +300,7 @@ impl LogSegment {
     }
 
     /// The file, for syncing without holding the shard lock.
-    pub fn file(&self) -> Arc<File> {
+    pub fn file(&self) -> Arc<StorageFile> {
         self.file.clone()
     }
 
@@ -312,8 +312,7 @@ impl LogSegment {
     /// Makes every byte written out before the call durable (`fdatasync`); call [`Self::write_out`]
     /// first. Returns the bytes newly made durable.
     pub fn sync_file(
-        file: &File,
-        path: &Path,
+        file: &StorageFile,
         synced: &AtomicUsize,
         written: usize,
     ) -> Result<usize> {
@@ -321,7 +320,7 @@ impl LogSegment {
         if before >= written {
             return Ok(0);
         }
-        io::sync_data(file, path)?;
+        file.sync_data()?;
         synced.fetch_max(written, Ordering::AcqRel);
         Ok(written - before)
     }
@@ -330,7 +329,7 @@ impl LogSegment {
     #[cfg(test)]
     pub fn sync(&mut self) -> Result<usize> {
         self.write_out()?;
-        Self::sync_file(&self.file, &self.path, &self.synced, self.len)
+        Self::sync_file(&self.file, &self.synced, self.len)
     }
 
     /// The durable-bytes mark, shared with syncs that run outside the shard lock.
@@ -388,8 +387,8 @@ impl LogSegment {
         let offset = offset as u64;
         if end > offset {
             let zeros = vec![0u8; (end - offset) as usize];
-            io::write_all_at(&self.file, &self.path, &zeros, offset)?;
-            io::sync_data(&self.file, &self.path)?;
+            self.file.write_all_at(&zeros, offset)?;
+            self.file.sync_data()?;
         }
         self.len = offset as usize;
         self.buf_start = self.len;

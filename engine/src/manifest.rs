@@ -47,10 +47,8 @@ impl Manifest {
     /// Reads the manifest, or `Ok(None)` when the store has none.
     pub fn load(store: &Path) -> Result<Option<Manifest>> {
         let path = Self::path(store);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
+        let Some(text) = crate::io::read_file(&path)? else {
+            return Ok(None);
         };
         let Some(body) = text.strip_prefix(MAGIC_LINE.as_bytes()) else {
             return Err(Error::corruption(

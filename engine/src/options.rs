@@ -25,6 +25,47 @@ pub enum SyncPolicy {
     EveryWrite,
 }
 
+/// How batched reads and writes (`multi_get`, the flush's page writes) reach the files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoEngine {
+    /// io_uring when this process can create a ring, positioned calls otherwise (the default).
+    #[default]
+    Auto,
+    /// io_uring; opening fails when it is unavailable.
+    IoUring,
+    /// Positioned `pread`/`pwrite` calls, one after another.
+    Pread,
+}
+
+/// Which tiers' files `get` and `multi_get` read with direct I/O (`O_DIRECT`), bypassing the kernel's
+/// page cache. A tier without it is read through a memory map. Writes stay buffered and are synced
+/// as always; maintenance scans (`check`, `compact`, `rebalance`, table growth) read through maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+pub struct DirectIo {
+    /// The global-table (index) pages on the SSD: served from the engine's own bounded page cache
+    /// ([`Options::page_cache_bytes`]) or read from the device.
+    pub index: bool,
+    /// The hot file on the SSD.
+    pub hot: bool,
+    /// The data file on the HDD.
+    pub data: bool,
+}
+
+impl DirectIo {
+    /// Direct I/O on every tier.
+    pub const ALL: DirectIo = DirectIo {
+        index: true,
+        hot: true,
+        data: true,
+    };
+
+    /// True when any tier uses it.
+    pub fn any(&self) -> bool {
+        self.index || self.hot || self.data
+    }
+}
+
 /// Options for [`crate::Db::open`]. A plain struct: set the fields you need on `Options::default()`.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -56,6 +97,13 @@ pub struct Options {
     pub background_flush: bool,
     /// Create the store when `path` holds none (default true).
     pub create_if_missing: bool,
+    /// How batched I/O is issued (default [`IoEngine::Auto`]; `stats().io_engine` says which runs).
+    pub io_engine: IoEngine,
+    /// Tiers read with direct I/O (default none).
+    pub direct_io: DirectIo,
+    /// Bytes of global-table pages cached in DRAM when the index is read with direct I/O, split
+    /// evenly over the shards (default 0: every page read goes to the device).
+    pub page_cache_bytes: u64,
 }
 
 impl Default for Options {
@@ -73,6 +121,9 @@ impl Default for Options {
             auto_split_deviation: 0.0,
             background_flush: true,
             create_if_missing: true,
+            io_engine: IoEngine::Auto,
+            direct_io: DirectIo::default(),
+            page_cache_bytes: 0,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::db::Progress;
 use crate::error::Result;
 use crate::flush::{self, buckets_for, encode_table, write_pages, BLOOM_HEADROOM};
 use crate::hash::KeyHash;
-use crate::io;
+use crate::io::{self, IoSetup};
 use crate::layout::ShardPaths;
 use crate::manifest::{Manifest, ShardSpec};
 use crate::options::Options;
@@ -208,8 +208,13 @@ fn build_shard(
     let (page_map, slots, overflow) = encode_table(&all, buckets, 1, &mut out);
     let index_path = paths.index(0);
     let index_file = flush::create_index(&index_path, id, 0)?;
-    write_pages(&index_file, &index_path, &mut out)?;
-    io::sync_data(&index_file, &index_path)?;
+    // A new layout's shard: no page cache of this store caches its generation.
+    let io = IoSetup {
+        cache: None,
+        ..sources[0].io.clone()
+    };
+    write_pages(&index_file, &mut out, &io, 0)?;
+    index_file.sync_data()?;
     let keys = all.len() as u64;
     let mut filter = Filter::new((keys as f64 * BLOOM_HEADROOM) as u64, opts.bloom_fpr);
     for h in &hashes {
@@ -340,9 +345,5 @@ pub(crate) fn remove_other_layouts(root: &Path, keep: u64) -> Result<()> {
 }
 
 fn remove_dir_if_exists(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(crate::error::Error::io(dir, e)),
-    }
+    io::remove_dir_all_if_exists(dir)
 }

@@ -16,7 +16,11 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::bloom::Filter;
 use crate::checkpoint::Checkpoint;
-use crate::data::read_value;
+use crate::data::{check_record_bounds, checked_value, read_value, record_bytes};
+use crate::io::direct::{AlignedBuf, AlignedRange};
+use crate::io::page_cache::CachedPage;
+use crate::io::uring::{read_batch, ReadReq};
+use crate::io::{IoSetup, StorageFile};
 use crate::error::{Error, Result};
 use crate::flush::Flusher;
 use crate::hash::KeyHash;
@@ -103,6 +107,30 @@ impl LogPart {
     }
 }
 
+/// The files a snapshot reads with direct I/O (opened `O_DIRECT`), per tier; `None` reads the map.
+#[derive(Debug, Default)]
+pub(crate) struct DirectFiles {
+    pub index: Option<StorageFile>,
+    pub data: Option<StorageFile>,
+    pub hot: Option<StorageFile>,
+}
+
+/// A page as a read returns it: borrowed from the index map, or read with direct I/O (and cached).
+#[derive(Debug)]
+pub(crate) enum PageBytes<'s> {
+    Mapped(&'s [u8]),
+    Read(CachedPage),
+}
+
+impl PageBytes<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            PageBytes::Mapped(p) => p,
+            PageBytes::Read(p) => &p.as_slice()[..PAGE_SIZE],
+        }
+    }
+}
+
 /// The published, immutable state of a shard's global table.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
@@ -117,6 +145,9 @@ pub(crate) struct Snapshot {
     pub data_map: Option<Mmap>,
     pub hot_path: PathBuf,
     pub hot_map: Option<Mmap>,
+    /// Files `get` and `multi_get` read with direct I/O.
+    pub direct: DirectFiles,
+    pub io: IoSetup,
 }
 
 impl Snapshot {
@@ -157,52 +188,146 @@ impl Snapshot {
             }
             slot = page::header(page).next;
             hops += 1;
-            if hops > self.ckpt.index_slots {
-                return Err(Error::corruption(
-                    &self.index_path,
-                    slot as u64 * PAGE_SIZE as u64,
-                    "overflow chain loops",
-                ));
-            }
+            self.check_hops(slot, hops)?;
         }
         Ok(())
+    }
+
+    /// Checks that `slot` may follow `hops` pages of a chain (a longer chain loops).
+    fn check_hops(&self, slot: u32, hops: u32) -> Result<()> {
+        if hops > self.ckpt.index_slots {
+            return Err(Error::corruption(
+                &self.index_path,
+                slot as u64 * PAGE_SIZE as u64,
+                "overflow chain loops",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The page in `slot` for a `get`: from the shard's page cache, read with direct I/O, or from
+    /// the map; counts a read of the index tier when it reaches the file.
+    pub fn page_for_get(&self, slot: u32, bucket: u32, counters: &Counters) -> Result<PageBytes<'_>> {
+        let Some(file) = &self.direct.index else {
+            counters.read(Tier::Index, PAGE_SIZE);
+            return self.page(slot, bucket).map(PageBytes::Mapped);
+        };
+        if let Some(page) = self.cached_page(slot, counters) {
+            return Ok(PageBytes::Read(page));
+        }
+        let offset = self.page_offset(slot)?;
+        let mut buf = AlignedBuf::zeroed(PAGE_SIZE);
+        file.read_exact_at(&mut buf.as_mut_slice()[..PAGE_SIZE], offset)?;
+        counters.read(Tier::Index, PAGE_SIZE);
+        self.accept_page(buf, slot, bucket).map(PageBytes::Read)
+    }
+
+    /// The cached copy of `slot`, counted as a cache hit.
+    fn cached_page(&self, slot: u32, counters: &Counters) -> Option<CachedPage> {
+        let page = self.io.cache.as_ref()?.get(self.ckpt.index_file, slot)?;
+        counters.cache_hit(Tier::Index);
+        Some(page)
+    }
+
+    /// File offset of `slot`, checked against the index file's length.
+    fn page_offset(&self, slot: u32) -> Result<u64> {
+        let offset = slot as u64 * PAGE_SIZE as u64;
+        if slot == 0 || slot >= self.ckpt.index_slots {
+            return Err(Error::corruption(
+                &self.index_path,
+                offset,
+                "page slot outside the index file",
+            ));
+        }
+        Ok(offset)
+    }
+
+    /// Validates a page read with direct I/O and caches it.
+    fn accept_page(&self, buf: AlignedBuf, slot: u32, bucket: u32) -> Result<CachedPage> {
+        let offset = slot as u64 * PAGE_SIZE as u64;
+        page::validate(&buf.as_slice()[..PAGE_SIZE], slot, Some(bucket))
+            .map_err(|reason| Error::corruption(&self.index_path, offset, reason))?;
+        let page = Arc::new(buf);
+        if let Some(cache) = &self.io.cache {
+            cache.insert(self.ckpt.index_file, slot, page.clone());
+        }
+        Ok(page)
     }
 
     /// Finds `key` in the global table.
     pub fn find(&self, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Loc>> {
         let bucket = KeyHash(hash).bucket(self.ckpt.buckets);
-        let mut found = None;
-        self.for_each_page(bucket, |_, page| {
-            counters.read(Tier::Index, PAGE_SIZE);
-            found = page::find(page, key, hash);
-            Ok(found.is_none())
-        })?;
-        Ok(found)
+        let mut slot = self.ckpt.page_map[bucket as usize];
+        let mut hops = 0;
+        while slot != 0 {
+            let page = self.page_for_get(slot, bucket, counters)?;
+            if let Some(loc) = page::find(page.bytes(), key, hash) {
+                return Ok(Some(loc));
+            }
+            slot = page::header(page.bytes()).next;
+            hops += 1;
+            self.check_hops(slot, hops)?;
+        }
+        Ok(None)
+    }
+
+    /// Where the value at `loc` is read from: the hot copy when there is one.
+    fn value_source(&self, loc: &Loc) -> ValueSource<'_> {
+        match loc.hot_off {
+            Some(off) => ValueSource {
+                tier: Tier::Hot,
+                served: Served::Hot,
+                path: &self.hot_path,
+                map: self.hot_map.as_deref().unwrap_or(&[]),
+                file: self.direct.hot.as_ref(),
+                end: self.ckpt.hot_end,
+                off,
+            },
+            None => ValueSource {
+                tier: Tier::Data,
+                served: Served::Data,
+                path: &self.data_path,
+                map: self.data_map.as_deref().unwrap_or(&[]),
+                file: self.direct.data.as_ref(),
+                end: self.ckpt.data_end,
+                off: loc.data_off,
+            },
+        }
     }
 
     /// Reads the value at `loc` (the hot copy when there is one).
     pub fn read(&self, loc: &Loc, hash: u64, counters: &Counters) -> Result<(Vec<u8>, Served)> {
-        if let Some(hot) = loc.hot_off {
-            let v = read_value(
-                self.hot_map.as_deref().unwrap_or(&[]),
-                &self.hot_path,
-                hot,
-                loc.value_len,
-                hash,
-            )?;
-            counters.read(Tier::Hot, v.len() + 4);
-            return Ok((v, Served::Hot));
-        }
-        let v = read_value(
-            self.data_map.as_deref().unwrap_or(&[]),
-            &self.data_path,
-            loc.data_off,
-            loc.value_len,
-            hash,
-        )?;
-        counters.read(Tier::Data, v.len() + 4);
-        Ok((v, Served::Data))
+        let src = self.value_source(loc);
+        let v = match src.file {
+            None => {
+                let v = read_value(src.map, src.path, src.off, loc.value_len, hash)?;
+                counters.read(src.tier, record_bytes(loc.value_len));
+                v
+            }
+            Some(file) => {
+                check_record_bounds(src.end, src.path, src.off, loc.value_len)?;
+                let range = AlignedRange::covering(src.off, record_bytes(loc.value_len));
+                let mut buf = range.buffer();
+                file.read_at_least(buf.as_mut_slice(), range.offset, 0, range.skip + range.want)?;
+                counters.read(src.tier, range.len);
+                checked_value(range.wanted(&buf), src.path, src.off, hash)?.to_vec()
+            }
+        };
+        Ok((v, src.served))
     }
+}
+
+/// The file a value is read from and how.
+struct ValueSource<'s> {
+    tier: Tier,
+    served: Served,
+    path: &'s std::path::Path,
+    map: &'s [u8],
+    /// The direct-I/O file, when the tier is read that way.
+    file: Option<&'s StorageFile>,
+    /// The file's end as the snapshot knows it.
+    end: u64,
+    off: u64,
 }
 
 /// The mutable state of a shard.
@@ -253,6 +378,8 @@ pub(crate) struct Shard {
     pub heat: crate::hot::Heat,
     /// Where background work (table growth) reports progress (see `Db::set_progress`).
     pub progress: Arc<parking_lot::RwLock<Option<Arc<dyn crate::db::Progress>>>>,
+    /// How the shard's files are read and written (batched I/O, direct tiers, page cache).
+    pub io: IoSetup,
 }
 
 /// Makes every shard's log durable and advances the sync point (`Db`'s `sync_all`).
@@ -274,10 +401,30 @@ impl Shard {
     /// The value of `key`; the flag asks for a hot-set rebuild (see `hot.rs`).
     pub fn get(&self, key: &[u8], hash: u64) -> Result<(Option<Vec<u8>>, bool)> {
         let st = self.state.read();
+        if let Some(answer) = self.answer_in_memory(&st, key, hash) {
+            return Ok((answer, false));
+        }
+        let snap = &st.snap;
+        match snap.find(key, hash, &self.counters)? {
+            Some(loc) => {
+                let (v, served) = snap.read(&loc, hash, &self.counters)?;
+                Ok((Some(v), self.count_found(served, hash)))
+            }
+            None => {
+                self.count_absent_after_page();
+                Ok((None, false))
+            }
+        }
+    }
+
+    /// The answer for `key` when the log or the Bloom filter gives it (counted), or `None` when the
+    /// global table must be searched.
+    #[allow(clippy::option_option)]
+    fn answer_in_memory(&self, st: &ShardState, key: &[u8], hash: u64) -> Option<Option<Vec<u8>>> {
         if let Some(rec) = st.log_lookup(key, hash) {
             self.counters
                 .read(Tier::Log, record_len(rec.key, rec.value));
-            let value = match rec.kind {
+            return Some(match rec.kind {
                 RecordKind::Put => {
                     self.counters.served(Served::Log);
                     Some(rec.value.to_vec())
@@ -286,32 +433,30 @@ impl Shard {
                     self.counters.served(Served::AbsentByLog);
                     None
                 }
-            };
-            return Ok((value, false));
+            });
         }
-        let snap = &st.snap;
-        if !snap.filter.may_contain(hash) {
+        if !st.snap.filter.may_contain(hash) {
             self.counters
                 .bloom_negatives
                 .fetch_add(1, Ordering::Relaxed);
             self.counters.served(Served::AbsentByBloom);
-            return Ok((None, false));
+            return Some(None);
         }
-        match snap.find(key, hash, &self.counters)? {
-            Some(loc) => {
-                let (v, served) = snap.read(&loc, hash, &self.counters)?;
-                self.counters.served(served);
-                let rebuild = self.heat.touch(hash, served == Served::Data);
-                Ok((Some(v), rebuild))
-            }
-            None => {
-                self.counters
-                    .bloom_false_positives
-                    .fetch_add(1, Ordering::Relaxed);
-                self.counters.served(Served::AbsentAfterPage);
-                Ok((None, false))
-            }
-        }
+        None
+    }
+
+    /// Counts a get answered from a value file; true asks for a hot-set rebuild.
+    fn count_found(&self, served: Served, hash: u64) -> bool {
+        self.counters.served(served);
+        self.heat.touch(hash, served == Served::Data)
+    }
+
+    /// Counts a get the global table answered "absent" (a Bloom false positive).
+    fn count_absent_after_page(&self) {
+        self.counters
+            .bloom_false_positives
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters.served(Served::AbsentAfterPage);
     }
 
     /// Applies puts and deletes in order. Returns true when a log part was frozen (a flush is due).
@@ -410,24 +555,14 @@ impl Shard {
             let frozen: Vec<Arc<LogPart>> = st.frozen.iter().cloned().collect();
             let counter = self.seq.load(Ordering::Relaxed);
             let seg = &st.active.seg;
-            let active = (
-                seg.file(),
-                seg.path.clone(),
-                seg.synced_mark(),
-                seg.written_len(),
-            );
+            let active = (seg.file(), seg.synced_mark(), seg.written_len());
             (active, frozen, counter)
         };
         for part in &frozen {
             let seg = &part.seg;
-            LogSegment::sync_file(
-                &seg.file(),
-                &seg.path,
-                &seg.synced_mark(),
-                seg.written_len(),
-            )?;
+            LogSegment::sync_file(&seg.file(), &seg.synced_mark(), seg.written_len())?;
         }
-        LogSegment::sync_file(&active.0, &active.1, &active.2, active.3)?;
+        LogSegment::sync_file(&active.0, &active.1, active.2)?;
         if self.dir_dirty.swap(false, Ordering::AcqRel) {
             if let Err(e) = crate::io::sync_dir(&self.paths.ssd) {
                 self.dir_dirty.store(true, Ordering::Release);
@@ -487,4 +622,203 @@ impl Shard {
         while self.flush_oldest(sync_all)? {}
         Ok(())
     }
+}
+
+/// The values of a batch in key order, and the shards asking for a hot-set rebuild.
+pub(crate) type BatchValues = (Vec<Option<Vec<u8>>>, Vec<u32>);
+
+/// One key of a batched `multi_get` still being looked up in its shard's global table.
+struct Probe {
+    /// Index of the key in the batch.
+    at: usize,
+    shard: usize,
+    bucket: u32,
+    slot: u32,
+    hops: u32,
+}
+
+/// `multi_get` over shards whose snapshots read files with direct I/O: every key's log and Bloom
+/// filter first, then all the batch's page reads submitted together (one round per overflow hop),
+/// then all its value reads submitted together, each round at the batch's queue depth. The shards
+/// the batch touches are read-locked in shard order for its duration (as one `get` locks its shard),
+/// so no flush can publish and reuse a slot or extent under it. Returns the values in key order and
+/// the shards whose access counters ask for a hot-set rebuild.
+pub(crate) fn multi_get_batched(
+    shards: &[Shard],
+    keys: &[(&[u8], u64, usize)],
+) -> Result<BatchValues> {
+    let mut touched: Vec<usize> = keys.iter().map(|k| k.2).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let guards: Vec<_> = touched.iter().map(|&i| shards[i].state.read()).collect();
+    let state = |shard: usize| &guards[touched.binary_search(&shard).expect("locked")];
+
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+    let mut probes = Vec::new();
+    for (at, &(key, hash, shard)) in keys.iter().enumerate() {
+        let st = state(shard);
+        match shards[shard].answer_in_memory(st, key, hash) {
+            Some(answer) => out[at] = answer,
+            None => {
+                let bucket = KeyHash(hash).bucket(st.snap.ckpt.buckets);
+                probes.push(Probe {
+                    at,
+                    shard,
+                    bucket,
+                    slot: st.snap.ckpt.page_map[bucket as usize],
+                    hops: 0,
+                })
+            }
+        }
+    }
+
+    // Pages, one round per chain hop.
+    let mut found: Vec<(usize, usize, Loc)> = Vec::new();
+    while !probes.is_empty() {
+        let pages = read_pages(shards, &state, &probes)?;
+        let mut next = Vec::new();
+        for (mut p, page) in probes.into_iter().zip(pages) {
+            let (key, hash, _) = keys[p.at];
+            let Some(page) = page else {
+                shards[p.shard].count_absent_after_page();
+                continue;
+            };
+            if let Some(loc) = page::find(page.bytes(), key, hash) {
+                found.push((p.at, p.shard, loc));
+                continue;
+            }
+            p.slot = page::header(page.bytes()).next;
+            p.hops += 1;
+            state(p.shard).snap.check_hops(p.slot, p.hops)?;
+            next.push(p);
+        }
+        probes = next;
+    }
+
+    // Values.
+    let values = read_values(shards, &state, keys, &found)?;
+    let mut rebuild = Vec::new();
+    for ((at, shard, _), (value, served)) in found.into_iter().zip(values) {
+        if shards[shard].count_found(served, keys[at].1) {
+            rebuild.push(shards[shard].id);
+        }
+        out[at] = Some(value);
+    }
+    rebuild.dedup();
+    Ok((out, rebuild))
+}
+
+/// The page each probe is at (`None` for an empty chain), reading every page that is neither mapped
+/// nor cached in one batch. Two probes at the same page share its read.
+fn read_pages<'s, G: std::ops::Deref<Target = ShardState> + 's>(
+    shards: &[Shard],
+    state: &impl Fn(usize) -> &'s G,
+    probes: &[Probe],
+) -> Result<Vec<Option<PageBytes<'s>>>> {
+    let mut pages: Vec<Option<PageBytes<'s>>> = Vec::with_capacity(probes.len());
+    // Reads to issue: (shard, slot, bucket) → index in `reads`.
+    let mut reads: Vec<(usize, u32, u32)> = Vec::new();
+    let mut wait: Vec<(usize, usize)> = Vec::new();
+    for (i, p) in probes.iter().enumerate() {
+        let snap = &state(p.shard).snap;
+        let counters = &shards[p.shard].counters;
+        if p.slot == 0 {
+            pages.push(None);
+        } else if snap.direct.index.is_none() {
+            pages.push(Some(snap.page_for_get(p.slot, p.bucket, counters)?));
+        } else if let Some(page) = snap.cached_page(p.slot, counters) {
+            pages.push(Some(PageBytes::Read(page)));
+        } else {
+            snap.page_offset(p.slot)?;
+            let r = match reads.iter().position(|&(s, slot, _)| s == p.shard && slot == p.slot) {
+                Some(r) => {
+                    // A second key waiting on the same page: served by the first read.
+                    counters.cache_hit(Tier::Index);
+                    r
+                }
+                None => {
+                    reads.push((p.shard, p.slot, p.bucket));
+                    reads.len() - 1
+                }
+            };
+            wait.push((i, r));
+            pages.push(None);
+        }
+    }
+    if reads.is_empty() {
+        return Ok(pages);
+    }
+    let mut bufs: Vec<AlignedBuf> = reads.iter().map(|_| AlignedBuf::zeroed(PAGE_SIZE)).collect();
+    let batch = state(reads[0].0).snap.io.batch;
+    let mut reqs: Vec<ReadReq<'_>> = reads
+        .iter()
+        .zip(bufs.iter_mut())
+        .map(|(&(shard, slot, _), buf)| ReadReq {
+            file: state(shard).snap.direct.index.as_ref().expect("direct index"),
+            offset: slot as u64 * PAGE_SIZE as u64,
+            buf: &mut buf.as_mut_slice()[..PAGE_SIZE],
+            need: PAGE_SIZE,
+        })
+        .collect();
+    read_batch(batch, &mut reqs)?;
+    drop(reqs);
+    let mut accepted = Vec::with_capacity(reads.len());
+    for (&(shard, slot, bucket), buf) in reads.iter().zip(bufs) {
+        shards[shard].counters.read(Tier::Index, PAGE_SIZE);
+        accepted.push(state(shard).snap.accept_page(buf, slot, bucket)?);
+    }
+    for (i, r) in wait {
+        pages[i] = Some(PageBytes::Read(accepted[r].clone()));
+    }
+    Ok(pages)
+}
+
+/// The value each found key's location holds, reading every value of a direct-I/O tier in one
+/// batch and the others from their maps.
+fn read_values<'s, G: std::ops::Deref<Target = ShardState> + 's>(
+    shards: &[Shard],
+    state: &impl Fn(usize) -> &'s G,
+    keys: &[(&[u8], u64, usize)],
+    found: &[(usize, usize, Loc)],
+) -> Result<Vec<(Vec<u8>, Served)>> {
+    let mut values: Vec<Option<(Vec<u8>, Served)>> = Vec::with_capacity(found.len());
+    let mut direct: Vec<(usize, AlignedRange)> = Vec::new();
+    for (i, (at, shard, loc)) in found.iter().enumerate() {
+        let snap = &state(*shard).snap;
+        let src = snap.value_source(loc);
+        if src.file.is_none() {
+            values.push(Some(snap.read(loc, keys[*at].1, &shards[*shard].counters)?));
+        } else {
+            check_record_bounds(src.end, src.path, src.off, loc.value_len)?;
+            direct.push((i, AlignedRange::covering(src.off, record_bytes(loc.value_len))));
+            values.push(None);
+        }
+    }
+    if !direct.is_empty() {
+        let mut bufs: Vec<AlignedBuf> = direct.iter().map(|(_, r)| r.buffer()).collect();
+        let batch = state(found[direct[0].0].1).snap.io.batch;
+        let mut reqs: Vec<ReadReq<'_>> = direct
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|((i, r), buf)| {
+                let (_, shard, loc) = &found[*i];
+                ReadReq {
+                    file: state(*shard).snap.value_source(loc).file.expect("direct tier"),
+                    offset: r.offset,
+                    buf: buf.as_mut_slice(),
+                    need: r.skip + r.want,
+                }
+            })
+            .collect();
+        read_batch(batch, &mut reqs)?;
+        drop(reqs);
+        for ((i, r), buf) in direct.iter().zip(&bufs) {
+            let (at, shard, loc) = &found[*i];
+            let src = state(*shard).snap.value_source(loc);
+            shards[*shard].counters.read(src.tier, r.len);
+            let v = checked_value(r.wanted(buf), src.path, src.off, keys[*at].1)?;
+            values[*i] = Some((v.to_vec(), src.served));
+        }
+    }
+    Ok(values.into_iter().map(|v| v.expect("every value read")).collect())
 }

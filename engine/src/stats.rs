@@ -27,6 +27,7 @@ pub const TIERS: usize = 5;
 /// Operations and bytes, read and written, on one tier.
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
+    pub cache_hits: AtomicU64,
     pub read_ops: AtomicU64,
     pub read_bytes: AtomicU64,
     pub write_ops: AtomicU64,
@@ -71,6 +72,12 @@ impl Counters {
         t.read_bytes.fetch_add(bytes as u64, Relaxed);
     }
 
+    /// A read answered by the engine's page cache (it never reached the file).
+    #[inline]
+    pub fn cache_hit(&self, tier: Tier) {
+        self.tiers[tier as usize].cache_hits.fetch_add(1, Relaxed);
+    }
+
     #[inline]
     pub fn write(&self, tier: Tier, ops: u64, bytes: u64) {
         let t = &self.tiers[tier as usize];
@@ -93,6 +100,7 @@ impl Counters {
     pub fn tier_snapshot(&self, tier: Tier) -> TierStats {
         let t = &self.tiers[tier as usize];
         TierStats {
+            cache_hits: t.cache_hits.load(Relaxed),
             read_ops: t.read_ops.load(Relaxed),
             read_bytes: t.read_bytes.load(Relaxed),
             write_ops: t.write_ops.load(Relaxed),
@@ -118,9 +126,13 @@ impl Counters {
 /// Operations and bytes on one tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct TierStats {
-    /// Reads issued to this tier in this session.
+    /// Reads of this tier answered by the engine's page cache, never reaching the file.
+    pub cache_hits: u64,
+    /// Reads that reached this tier's files in this session: with direct I/O each is one device
+    /// read (`pread` or io_uring); through a memory map each is one access of a mapped page or
+    /// record (served by the kernel's page cache or the device).
     pub read_ops: u64,
-    /// Bytes read from this tier in this session.
+    /// Bytes read from this tier's files in this session (direct reads count their aligned length).
     pub read_bytes: u64,
     /// Writes issued to this tier in this session.
     pub write_ops: u64,
@@ -132,6 +144,7 @@ pub struct TierStats {
 
 impl TierStats {
     fn add(&mut self, o: &TierStats) {
+        self.cache_hits += o.cache_hits;
         self.read_ops += o.read_ops;
         self.read_bytes += o.read_bytes;
         self.write_ops += o.write_ops;
@@ -277,6 +290,14 @@ pub struct ShardStats {
     pub log_probe_max: u64,
 }
 
+/// The I/O setup a [`Stats`] reports.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IoReport {
+    pub engine: &'static str,
+    pub direct: crate::options::DirectIo,
+    pub page_cache_pages: u64,
+}
+
 /// A snapshot of the whole store's counters ([`crate::Db::stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -284,8 +305,12 @@ pub struct Stats {
     pub format_version: u32,
     /// Shard count.
     pub shards: u32,
-    /// I/O path in use for reads ("mmap").
-    pub io_path: String,
+    /// How batched I/O (`multi_get`, flush page writes) runs: `"io_uring"` or `"pread"`.
+    pub io_engine: String,
+    /// Tiers that `get` and `multi_get` read with direct I/O (the others through memory maps).
+    pub direct_io: crate::options::DirectIo,
+    /// Pages of the engine's own index page cache, all shards (0 when the index is mapped).
+    pub page_cache_pages: u64,
     /// Live keys.
     pub live_keys: u64,
     /// Flushed keys (in global tables).
@@ -343,15 +368,13 @@ pub struct DiskBytes {
 
 impl Stats {
     /// Builds the store-wide totals from per-shard figures.
-    pub(crate) fn aggregate(
-        format_version: u32,
-        io_path: &str,
-        per_shard: Vec<ShardStats>,
-    ) -> Stats {
+    pub(crate) fn aggregate(format_version: u32, io: IoReport, per_shard: Vec<ShardStats>) -> Stats {
         let mut s = Stats {
             format_version,
             shards: per_shard.len() as u32,
-            io_path: io_path.to_string(),
+            io_engine: io.engine.to_string(),
+            direct_io: io.direct,
+            page_cache_pages: io.page_cache_pages,
             ..Stats::default()
         };
         for p in &per_shard {

@@ -11,11 +11,10 @@
 //! 4 bytes; the valid slot with the higher generation wins, so a torn write loses at most the newest
 //! update.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::error::{Error, IoContext, Result};
-use crate::io::{self, le};
+use crate::error::{Error, Result};
+use crate::io::{self, le, StorageFile};
 use crate::manifest::FORMAT_VERSION;
 
 const MAGIC: &[u8; 8] = b"TKVSYNC\0";
@@ -25,8 +24,7 @@ const SLOT_OFFSETS: [u64; 2] = [0, 512];
 /// The sync-point file, open for updates.
 #[derive(Debug)]
 pub(crate) struct SyncPoint {
-    path: PathBuf,
-    file: File,
+    file: StorageFile,
     generation: u64,
     /// The persisted `G`.
     pub value: u64,
@@ -64,7 +62,7 @@ impl SyncPoint {
         let path = store.join("SYNCED");
         let existed = path.exists();
         let file = io::open_or_create(&path)?;
-        let bytes = std::fs::read(&path).at(&path)?;
+        let bytes = io::read_file(&path)?.unwrap_or_default();
         let mut best: Option<(u64, u64)> = None;
         for off in SLOT_OFFSETS {
             let off = off as usize;
@@ -85,7 +83,6 @@ impl SyncPoint {
         }
         let (generation, value) = best.unwrap_or((0, 0));
         let mut sp = SyncPoint {
-            path,
             file,
             generation,
             value,
@@ -101,8 +98,8 @@ impl SyncPoint {
     pub fn store(&mut self, value: u64) -> Result<()> {
         let generation = self.generation + 1;
         let slot = SLOT_OFFSETS[(generation % 2) as usize];
-        io::write_all_at(&self.file, &self.path, &encode(generation, value), slot)?;
-        io::sync_data(&self.file, &self.path)?;
+        self.file.write_all_at(&encode(generation, value), slot)?;
+        self.file.sync_data()?;
         self.generation = generation;
         self.value = value;
         Ok(())
