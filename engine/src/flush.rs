@@ -96,7 +96,12 @@ pub(crate) fn create_index(path: &Path, shard: u32, generation: u64) -> Result<S
 }
 
 /// Opens an index file and checks its header and length.
-pub(crate) fn open_index(path: &Path, shard: u32, generation: u64, slots: u32) -> Result<StorageFile> {
+pub(crate) fn open_index(
+    path: &Path,
+    shard: u32,
+    generation: u64,
+    slots: u32,
+) -> Result<StorageFile> {
     let f = io::open_rw(path)?;
     let mut h = [0u8; 32];
     f.read_exact_at(&mut h, 0)?;

@@ -311,11 +311,7 @@ impl LogSegment {
 
     /// Makes every byte written out before the call durable (`fdatasync`); call [`Self::write_out`]
     /// first. Returns the bytes newly made durable.
-    pub fn sync_file(
-        file: &StorageFile,
-        synced: &AtomicUsize,
-        written: usize,
-    ) -> Result<usize> {
+    pub fn sync_file(file: &StorageFile, synced: &AtomicUsize, written: usize) -> Result<usize> {
         let before = synced.load(Ordering::Acquire);
         if before >= written {
             return Ok(0);

@@ -17,13 +17,13 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use crate::bloom::Filter;
 use crate::checkpoint::Checkpoint;
 use crate::data::{check_record_bounds, checked_value, read_value, record_bytes};
+use crate::error::{Error, Result};
+use crate::flush::Flusher;
+use crate::hash::KeyHash;
 use crate::io::direct::{AlignedBuf, AlignedRange};
 use crate::io::page_cache::CachedPage;
 use crate::io::uring::{read_batch, ReadReq};
 use crate::io::{IoSetup, StorageFile};
-use crate::error::{Error, Result};
-use crate::flush::Flusher;
-use crate::hash::KeyHash;
 use crate::layout::ShardPaths;
 use crate::log::{record_len, LogSegment, RecordKind, RecordRef, LOG_HEADER};
 use crate::log_table::RobinHoodTable;
@@ -207,7 +207,12 @@ impl Snapshot {
 
     /// The page in `slot` for a `get`: from the shard's page cache, read with direct I/O, or from
     /// the map; counts a read of the index tier when it reaches the file.
-    pub fn page_for_get(&self, slot: u32, bucket: u32, counters: &Counters) -> Result<PageBytes<'_>> {
+    pub fn page_for_get(
+        &self,
+        slot: u32,
+        bucket: u32,
+        counters: &Counters,
+    ) -> Result<PageBytes<'_>> {
         let Some(file) = &self.direct.index else {
             counters.read(Tier::Index, PAGE_SIZE);
             return self.page(slot, bucket).map(PageBytes::Mapped);
@@ -730,7 +735,10 @@ fn read_pages<'s, G: std::ops::Deref<Target = ShardState> + 's>(
             pages.push(Some(PageBytes::Read(page)));
         } else {
             snap.page_offset(p.slot)?;
-            let r = match reads.iter().position(|&(s, slot, _)| s == p.shard && slot == p.slot) {
+            let r = match reads
+                .iter()
+                .position(|&(s, slot, _)| s == p.shard && slot == p.slot)
+            {
                 Some(r) => {
                     // A second key waiting on the same page: served by the first read.
                     counters.cache_hit(Tier::Index);
@@ -748,13 +756,21 @@ fn read_pages<'s, G: std::ops::Deref<Target = ShardState> + 's>(
     if reads.is_empty() {
         return Ok(pages);
     }
-    let mut bufs: Vec<AlignedBuf> = reads.iter().map(|_| AlignedBuf::zeroed(PAGE_SIZE)).collect();
+    let mut bufs: Vec<AlignedBuf> = reads
+        .iter()
+        .map(|_| AlignedBuf::zeroed(PAGE_SIZE))
+        .collect();
     let batch = state(reads[0].0).snap.io.batch;
     let mut reqs: Vec<ReadReq<'_>> = reads
         .iter()
         .zip(bufs.iter_mut())
         .map(|(&(shard, slot, _), buf)| ReadReq {
-            file: state(shard).snap.direct.index.as_ref().expect("direct index"),
+            file: state(shard)
+                .snap
+                .direct
+                .index
+                .as_ref()
+                .expect("direct index"),
             offset: slot as u64 * PAGE_SIZE as u64,
             buf: &mut buf.as_mut_slice()[..PAGE_SIZE],
             need: PAGE_SIZE,
@@ -787,10 +803,17 @@ fn read_values<'s, G: std::ops::Deref<Target = ShardState> + 's>(
         let snap = &state(*shard).snap;
         let src = snap.value_source(loc);
         if src.file.is_none() {
-            values.push(Some(snap.read(loc, keys[*at].1, &shards[*shard].counters)?));
+            values.push(Some(snap.read(
+                loc,
+                keys[*at].1,
+                &shards[*shard].counters,
+            )?));
         } else {
             check_record_bounds(src.end, src.path, src.off, loc.value_len)?;
-            direct.push((i, AlignedRange::covering(src.off, record_bytes(loc.value_len))));
+            direct.push((
+                i,
+                AlignedRange::covering(src.off, record_bytes(loc.value_len)),
+            ));
             values.push(None);
         }
     }
@@ -803,7 +826,11 @@ fn read_values<'s, G: std::ops::Deref<Target = ShardState> + 's>(
             .map(|((i, r), buf)| {
                 let (_, shard, loc) = &found[*i];
                 ReadReq {
-                    file: state(*shard).snap.value_source(loc).file.expect("direct tier"),
+                    file: state(*shard)
+                        .snap
+                        .value_source(loc)
+                        .file
+                        .expect("direct tier"),
                     offset: r.offset,
                     buf: buf.as_mut_slice(),
                     need: r.skip + r.want,
@@ -820,5 +847,8 @@ fn read_values<'s, G: std::ops::Deref<Target = ShardState> + 's>(
             values[*i] = Some((v.to_vec(), src.served));
         }
     }
-    Ok(values.into_iter().map(|v| v.expect("every value read")).collect())
+    Ok(values
+        .into_iter()
+        .map(|v| v.expect("every value read"))
+        .collect())
 }

@@ -368,7 +368,11 @@ pub struct DiskBytes {
 
 impl Stats {
     /// Builds the store-wide totals from per-shard figures.
-    pub(crate) fn aggregate(format_version: u32, io: IoReport, per_shard: Vec<ShardStats>) -> Stats {
+    pub(crate) fn aggregate(
+        format_version: u32,
+        io: IoReport,
+        per_shard: Vec<ShardStats>,
+    ) -> Stats {
         let mut s = Stats {
             format_version,
             shards: per_shard.len() as u32,

@@ -1,13 +1,18 @@
 //! Random put/get/delete/write_batch/multi_get/flush/sync/reopen/compact/hot-set rebuild/rebalance
 //! sequences checked against a `BTreeMap`.
 //! The log is tiny (4 KiB per shard) so flushes, table growth and overflow pages happen constantly.
-//! `TIERKV_MODEL_OPS` scales the operation count (default 25 000 per seed, 5 seeds).
+//! `TIERKV_MODEL_OPS` scales the operation count (default 25 000 per seed, 5 seeds; the I/O-path
+//! variants run a fifth of it on 3 seeds each).
+//!
+//! The same workload runs on every I/O path: buffered reads through maps with positioned calls or
+//! io_uring, and direct I/O on every tier with either, with and without the engine's page cache.
+//! Whatever the path, the answers must be the model's.
 
 use std::collections::BTreeMap;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tierkv::{Db, Options, WriteBatch};
+use tierkv::{Db, DirectIo, IoEngine, Options, WriteBatch};
 
 fn key(rng: &mut SmallRng, universe: u32) -> Vec<u8> {
     let k = rng.gen_range(0..universe);
@@ -30,21 +35,48 @@ fn value(rng: &mut SmallRng) -> Vec<u8> {
     (0..len).map(|i| b.wrapping_add(i as u8)).collect()
 }
 
-fn options(seed: u64) -> Options {
+/// The I/O path a run uses.
+#[derive(Clone, Copy, Debug)]
+struct IoPath {
+    engine: IoEngine,
+    direct: DirectIo,
+    page_cache_bytes: u64,
+}
+
+const BUFFERED: IoPath = IoPath {
+    engine: IoEngine::Auto,
+    direct: DirectIo {
+        index: false,
+        hot: false,
+        data: false,
+    },
+    page_cache_bytes: 0,
+};
+
+fn options(seed: u64, io: IoPath) -> Options {
     Options {
         shards: [1, 2, 4][seed as usize % 3],
         log_capacity_bytes: 4096,
         background_flush: seed % 2 == 0,
         hot_capacity_bytes: if seed % 4 < 2 { 64 << 10 } else { 0 },
+        io_engine: io.engine,
+        direct_io: io.direct,
+        page_cache_bytes: io.page_cache_bytes,
         ..Options::default()
     }
 }
 
-fn run(seed: u64, ops: usize) {
+fn run(seed: u64, ops: usize, io: IoPath) {
+    let options = |seed| options(seed, io);
     let dir = tempfile::tempdir().unwrap();
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut db = Db::open(dir.path(), options(seed)).unwrap();
+    let expected_engine = match io.engine {
+        IoEngine::Pread => "pread",
+        _ => "io_uring",
+    };
+    assert_eq!(db.stats().io_engine, expected_engine, "{io:?}");
     let universe = 3000;
     for step in 0..ops {
         match rng.gen_range(0..1000) {
@@ -155,15 +187,75 @@ fn run(seed: u64, ops: usize) {
     for (k, v) in model.iter().take(500) {
         assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
     }
+    let index = db.stats().tiers.index;
+    assert!(
+        index.read_ops > 0,
+        "{io:?}: no index page read reached a file"
+    );
+    if io.page_cache_bytes > 0 {
+        // The page just read is cached: asking again is answered from DRAM, not the file.
+        let (k, v) = model.iter().next().expect("the model is not empty");
+        assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
+        assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
+        let after = db.stats().tiers.index;
+        assert!(after.cache_hits > index.cache_hits, "{io:?}: no cache hit");
+    } else {
+        assert_eq!(index.cache_hits, 0);
+    }
+}
+
+fn model_ops() -> usize {
+    std::env::var("TIERKV_MODEL_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25_000)
 }
 
 #[test]
 fn random_operations_match_a_btreemap() {
-    let ops: usize = std::env::var("TIERKV_MODEL_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(25_000);
     for seed in 0..5 {
-        run(seed, ops);
+        run(seed, model_ops(), BUFFERED);
     }
+}
+
+fn run_io_variant(io: IoPath) {
+    for seed in 10..13 {
+        run(seed, model_ops() / 5, io);
+    }
+}
+
+#[test]
+fn buffered_with_positioned_calls() {
+    run_io_variant(IoPath {
+        engine: IoEngine::Pread,
+        ..BUFFERED
+    });
+}
+
+#[test]
+fn direct_io_with_positioned_calls() {
+    run_io_variant(IoPath {
+        engine: IoEngine::Pread,
+        direct: DirectIo::ALL,
+        page_cache_bytes: 0,
+    });
+}
+
+#[test]
+fn direct_io_with_io_uring() {
+    run_io_variant(IoPath {
+        engine: IoEngine::IoUring,
+        direct: DirectIo::ALL,
+        page_cache_bytes: 0,
+    });
+}
+
+#[test]
+fn direct_io_with_io_uring_and_page_cache() {
+    // A cache smaller than the table so that pages are evicted and read again.
+    run_io_variant(IoPath {
+        engine: IoEngine::IoUring,
+        direct: DirectIo::ALL,
+        page_cache_bytes: 64 << 10,
+    });
 }

@@ -139,12 +139,7 @@ impl StorageFile {
     pub(crate) fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> Result<()> {
         while !buf.is_empty() {
             match self.backend.write_at(buf, offset) {
-                Ok(0) => {
-                    return Err(Error::io(
-                        &self.path,
-                        std::io::ErrorKind::WriteZero.into(),
-                    ))
-                }
+                Ok(0) => return Err(Error::io(&self.path, std::io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     buf = &buf[n..];
                     offset += n as u64;
@@ -270,8 +265,12 @@ pub(crate) fn map_read(file: &StorageFile, len: u64) -> Result<Option<Mmap>> {
     // only past the bytes that readers of this map look at, or in slots no published state references
     // (see the out-of-place page rule in `flush.rs`); the file is never truncated below `len` while the
     // map lives.
-    let map = unsafe { MmapOptions::new().len(len as usize).map(file.backend.map_fd()) }
-        .at(&file.path)?;
+    let map = unsafe {
+        MmapOptions::new()
+            .len(len as usize)
+            .map(file.backend.map_fd())
+    }
+    .at(&file.path)?;
     Ok(Some(map))
 }
 
@@ -306,7 +305,12 @@ impl WriterLock {
             .open(&path)
             .at(&path)?;
         // SAFETY: plain syscall on an open descriptor.
-        let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe {
+            libc::flock(
+                std::os::unix::io::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {

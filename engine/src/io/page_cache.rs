@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(c.len(), 3);
         c.insert(1, 9, page(99));
         assert_eq!(c.get(1, 9).unwrap().as_slice()[0], 99);
-        assert!(c.get(2, 9).is_none(), "another generation has its own entries");
+        assert!(
+            c.get(2, 9).is_none(),
+            "another generation has its own entries"
+        );
     }
 
     #[test]

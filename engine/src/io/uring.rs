@@ -66,7 +66,8 @@ pub(crate) struct WriteReq<'a> {
 /// Fills every request's buffer (its first `need` bytes at least). A file that ends before them is
 /// corruption.
 pub(crate) fn read_batch(how: BatchIo, reqs: &mut [ReadReq<'_>]) -> Result<()> {
-    let uring_ok = how == BatchIo::Uring && reqs.iter().all(|r| r.file.backend.uring_fd().is_some());
+    let uring_ok =
+        how == BatchIo::Uring && reqs.iter().all(|r| r.file.backend.uring_fd().is_some());
     if !uring_ok || reqs.len() == 1 {
         for r in reqs.iter_mut() {
             r.file.read_at_least(r.buf, r.offset, 0, r.need)?;
@@ -90,7 +91,9 @@ pub(crate) fn read_batch(how: BatchIo, reqs: &mut [ReadReq<'_>]) -> Result<()> {
             for (i, res) in results.into_iter().enumerate() {
                 let r = &mut chunk[i];
                 finish(r.file, res, r.need, |done| {
-                    r.file.read_at_least(r.buf, r.offset, done, r.need).map(|_| ())
+                    r.file
+                        .read_at_least(r.buf, r.offset, done, r.need)
+                        .map(|_| ())
                 })?;
             }
         }
@@ -104,7 +107,8 @@ pub(crate) fn read_batch(how: BatchIo, reqs: &mut [ReadReq<'_>]) -> Result<()> {
 
 /// Writes every request's buffer.
 pub(crate) fn write_batch(how: BatchIo, reqs: &[WriteReq<'_>]) -> Result<()> {
-    let uring_ok = how == BatchIo::Uring && reqs.iter().all(|r| r.file.backend.uring_fd().is_some());
+    let uring_ok =
+        how == BatchIo::Uring && reqs.iter().all(|r| r.file.backend.uring_fd().is_some());
     if !uring_ok || reqs.len() == 1 {
         for r in reqs {
             r.file.write_all_at(r.buf, r.offset)?;
