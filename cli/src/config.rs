@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 
-use crate::engine::{Db, Error, Options, SyncPolicy};
+use crate::engine::{Db, DirectIo, Error, IoEngine, Options, SyncPolicy};
 
 /// Engine options given on the command line (before the subcommand).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -42,6 +42,57 @@ pub struct StoreArgs {
     /// Flush full logs on the writing thread instead of a background thread.
     #[arg(long)]
     pub no_background_flush: bool,
+    /// How batched reads and flush page writes are issued [default: auto = io_uring when available].
+    #[arg(long, value_name = "ENGINE")]
+    pub io_engine: Option<IoEngineArg>,
+    /// Tiers read with direct I/O (O_DIRECT), bypassing the kernel page cache: a comma-separated
+    /// list of index, hot, data, or `all` / `none` [default: none].
+    #[arg(long, value_name = "TIERS", value_parser = parse_direct_io)]
+    pub direct_io: Option<DirectIo>,
+    /// Bytes of index pages the engine caches in DRAM when the index uses direct I/O [default: 0].
+    #[arg(long, value_name = "BYTES")]
+    pub page_cache: Option<u64>,
+}
+
+/// `--io-engine` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum IoEngineArg {
+    /// io_uring when this process can create a ring, positioned calls otherwise.
+    Auto,
+    /// io_uring; opening fails when it is unavailable.
+    IoUring,
+    /// Positioned pread/pwrite calls.
+    Pread,
+}
+
+impl From<IoEngineArg> for IoEngine {
+    fn from(a: IoEngineArg) -> IoEngine {
+        match a {
+            IoEngineArg::Auto => IoEngine::Auto,
+            IoEngineArg::IoUring => IoEngine::IoUring,
+            IoEngineArg::Pread => IoEngine::Pread,
+        }
+    }
+}
+
+/// Parses `--direct-io`: `all`, `none`, or a comma-separated list of tiers.
+fn parse_direct_io(s: &str) -> Result<DirectIo, String> {
+    let mut d = DirectIo::default();
+    for tier in s.split(',').map(str::trim) {
+        match tier {
+            "all" => d = DirectIo::ALL,
+            "none" | "" => {}
+            "index" => d.index = true,
+            "hot" => d.hot = true,
+            "data" => d.data = true,
+            other => {
+                return Err(format!(
+                    "unknown tier `{other}` (expected index, hot, data, all or none)"
+                ))
+            }
+        }
+    }
+    Ok(d)
 }
 
 /// What every command gets: where the store is, how to open it, how to report.
@@ -90,6 +141,15 @@ impl Global {
             o.sync = SyncPolicy::EveryWrite;
         }
         o.background_flush = !store.no_background_flush;
+        if let Some(v) = store.io_engine {
+            o.io_engine = v.into();
+        }
+        if let Some(v) = store.direct_io {
+            o.direct_io = v;
+        }
+        if let Some(v) = store.page_cache {
+            o.page_cache_bytes = v;
+        }
         o.validate().context("invalid store option")?;
         Ok(Global {
             db,

@@ -5,8 +5,8 @@
 #[cfg(test)]
 pub use tierkv::ShardStats;
 pub use tierkv::{
-    CompactReport, Db, Error, Options, Progress, RebalanceReport, Stats, SyncPolicy, WriteBatch,
-    MAX_KEY_LEN, MAX_VALUE_LEN,
+    CompactReport, Db, DirectIo, Error, IoEngine, Options, Progress, RebalanceReport, Stats,
+    SyncPolicy, WriteBatch, MAX_KEY_LEN, MAX_VALUE_LEN,
 };
 
 /// Compacts every shard that needs it, or the one shard given (whether or not it needs it).

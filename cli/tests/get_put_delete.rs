@@ -136,3 +136,39 @@ fn reading_a_store_that_does_not_exist_is_an_error() {
     );
     assert!(!s.path().join("MANIFEST").exists());
 }
+
+#[test]
+fn io_flags_choose_the_read_path_and_stats_report_it() {
+    let s = store_with("a\t1\nb\t2\n");
+    for engine in ["pread", "io-uring", "auto"] {
+        let r = s
+            .run(&["--io-engine", engine, "--direct-io", "all", "get", "a", "b"])
+            .expect(0);
+        assert_eq!(r.stdout, b"1\n2\n", "--io-engine {engine}");
+    }
+    let r = s
+        .run(&[
+            "--json",
+            "--io-engine",
+            "pread",
+            "--direct-io",
+            "index,data",
+            "--page-cache",
+            "1048576",
+            "stats",
+        ])
+        .expect(0);
+    let j = r.json();
+    assert_eq!(j["io_engine"], "pread");
+    assert_eq!(
+        j["direct_io"],
+        serde_json::json!({"index": true, "hot": false, "data": true})
+    );
+    assert!(j["page_cache_pages"].as_u64().unwrap() > 0, "{j}");
+    let r = s.run(&["--direct-io", "index,ram", "get", "a"]).expect(2);
+    assert!(
+        r.stderr_text().contains("unknown tier `ram`"),
+        "{}",
+        r.stderr_text()
+    );
+}

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::config::Global;
-use crate::engine::Stats;
+use crate::engine::{DirectIo, Stats};
 use crate::output::{bytes, print_json, stdout};
 
 /// Arguments of `kvtool stats`.
@@ -157,6 +157,19 @@ pub fn verdicts(s: &Stats, d: &Derived, th: &Thresholds) -> Vec<Verdict> {
     v
 }
 
+/// The tiers read with direct I/O, as `--direct-io` spells them.
+fn direct_tiers(d: &DirectIo) -> String {
+    let tiers: Vec<&str> = [(d.index, "index"), (d.hot, "hot"), (d.data, "data")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if tiers.is_empty() {
+        "none".to_string()
+    } else {
+        tiers.join(",")
+    }
+}
+
 /// Runs `kvtool stats`.
 pub fn run(_a: &StatsArgs, g: &Global) -> anyhow::Result<u8> {
     let db = g.open(false)?;
@@ -213,6 +226,13 @@ pub fn run(_a: &StatsArgs, g: &Global) -> anyhow::Result<u8> {
         bytes(s.tiers.index.written_bytes_total),
         bytes(s.tiers.hot.written_bytes_total),
         bytes(d.hdd_bytes_written_total)
+    )?;
+    writeln!(
+        o,
+        "I/O                {}; direct I/O: {}; index page cache {} pages",
+        s.io_engine,
+        direct_tiers(&s.direct_io),
+        s.page_cache_pages
     )?;
     writeln!(
         o,
