@@ -7,6 +7,9 @@
 //! processes with equivalent flags ([`external`]). Results are JSON ([`result`]), a Markdown table
 //! and SVG charts ([`report`]).
 //!
+//! `kvbench io` ([`iobench`]) measures the engine's device reads per get and `multi_get` throughput
+//! at several queue depths beside `fio` on the same files.
+//!
 //! Start reading at [`driver`] (what is timed and how), then [`engines`] (one adapter per engine).
 //! `docs/benchmarks.md` explains the method, the flag mappings of the external tools and the results.
 
@@ -14,6 +17,7 @@ pub mod driver;
 pub mod engines;
 pub mod external;
 pub mod hist;
+pub mod iobench;
 pub mod measure;
 pub mod orchestrate;
 pub mod report;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use kvbench::iobench::{self, IoBenchArgs};
 use kvbench::orchestrate::{self, RunArgs};
 use kvbench::result::RunFile;
 use kvbench::workload::{Overrides, Plan};
@@ -95,6 +96,49 @@ enum Cmd {
         dir: PathBuf,
         #[command(flatten)]
         w: WorkloadArgs,
+    },
+    /// Device reads per get and multi_get throughput per queue depth with direct I/O, beside fio's
+    /// random 4 KiB read IOPS on the store's own data files (docs/benchmarks.md, "Device reads").
+    Io {
+        /// Directory for the store and fio's reads [default: a temporary directory under /var/tmp].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keys to load.
+        #[arg(long, default_value_t = 2_000_000)]
+        keys: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Shards.
+        #[arg(long, default_value_t = 8)]
+        shards: u32,
+        /// Queue depths, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+        depths: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Repeats per depth, engine and fio interleaved (medians reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// The engine's own index page cache in bytes (the kernel's is bypassed) [default: 0].
+        #[arg(long, default_value_t = 0)]
+        page_cache: u64,
+        /// Gets per reads-per-get figure.
+        #[arg(long, default_value_t = 20_000)]
+        sample_gets: u64,
+        /// Do not run fio (no device baseline, no ratios).
+        #[arg(long)]
+        no_fio: bool,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print the report as JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// Save `<stamp>-io.json` and `.md` in this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Render saved result files (merged in order) as Markdown, and SVG charts when `--svg` is given.
     Report {
@@ -197,6 +241,65 @@ fn real_main(cli: Cli) -> Result<()> {
             let e = engines::open(&engine, &dir, plan.keys)?;
             let r = driver::run(&engine, e, &plan, w.threads, w.batch)?;
             println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Io {
+            dir,
+            keys,
+            value_size,
+            shards,
+            depths,
+            seconds,
+            repeat,
+            page_cache,
+            sample_gets,
+            no_fio,
+            seed,
+            json,
+            out,
+        } => {
+            // Not /tmp: it may be a tmpfs, where O_DIRECT fails and fio would measure RAM.
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir_in("/var/tmp").context("creating a directory")?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let args = IoBenchArgs {
+                dir,
+                keys,
+                value_size,
+                shards,
+                depths,
+                seconds,
+                repeat,
+                page_cache_bytes: page_cache,
+                sample_gets,
+                no_fio,
+                seed,
+            };
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let r = iobench::run(&args, command)?;
+            let md = iobench::markdown(&r);
+            if let Some(out) = out {
+                std::fs::create_dir_all(&out)
+                    .with_context(|| format!("creating {}", out.display()))?;
+                let base = out.join(format!("{}-io", r.machine.started_unix));
+                std::fs::write(
+                    base.with_extension("json"),
+                    serde_json::to_string_pretty(&r)? + "\n",
+                )?;
+                std::fs::write(base.with_extension("md"), &md)?;
+                eprintln!("kvbench: saved {}.json", base.display());
+            }
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&r)?)?;
+            } else {
+                write!(stdout, "{md}")?;
+            }
             Ok(())
         }
         Cmd::Report { files, svg } => {

@@ -98,3 +98,51 @@ fn bad_workload_file_names_file_and_field() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown engine `nosuch`"));
 }
+
+/// `kvbench io` without fio: the device-read figures come from the engine's counters, so they are
+/// exact on any machine; throughput is only checked to be positive.
+#[test]
+fn io_mode_counts_device_reads_per_get() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let out = kvbench()
+        .args([
+            "io",
+            "--keys",
+            "20000",
+            "--depths",
+            "1,32",
+            "--seconds",
+            "0.2",
+        ])
+        .args([
+            "--repeat",
+            "1",
+            "--sample-gets",
+            "2000",
+            "--no-fio",
+            "--json",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kvbench io failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = |name: &str| {
+        v[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} in {v:#}"))
+    };
+    assert!((1.0..=2.05).contains(&f("reads_per_present_get")), "{v:#}");
+    assert!(f("reads_per_present_get_index_cached") <= 1.05, "{v:#}");
+    assert!(f("reads_per_absent_get") <= 0.02, "{v:#}");
+    assert!(v["data_file_bytes"].as_u64().unwrap() > 20000 * 100);
+    let depths = v["depths"].as_array().unwrap();
+    assert_eq!(depths.len(), 2);
+    for d in depths {
+        assert!(d["keys_per_sec"].as_f64().unwrap() > 0.0, "{d}");
+        assert!(d["device_reads_per_key"].as_f64().unwrap() >= 1.0, "{d}");
+        assert!(d["fio_iops"].is_null());
+    }
+}
