@@ -68,10 +68,25 @@ impl ValueWriter {
         let file = if exists {
             io::open_rw(&path)?
         } else {
-            io::create_rw(&path)?
+            let f = io::create_rw(&path)?;
+            // The new entry must be durable before a checkpoint can name the file. Hot files share
+            // the checkpoint's directory (its atomic replace syncs it); data files sit on the HDD
+            // tier, whose directory nothing else syncs.
+            if let Some(dir) = path.parent() {
+                io::sync_dir(dir)?;
+            }
+            f
         };
         let len = file.len()?;
-        let end = if !exists || len < VALUE_FILE_HEADER {
+        let mut h = [0u8; VALUE_FILE_HEADER as usize];
+        let header_ok = exists
+            && len >= VALUE_FILE_HEADER
+            && file.read_exact_at(&mut h, 0).is_ok()
+            && &h[..8] == kind.magic()
+            && crc32fast::hash(&h[..28]) == le::u32_at(&h, 28);
+        // A file no checkpoint references past its header may hold a torn header from a crash
+        // during its creation: start it afresh (nothing durable can be lost).
+        let end = if !exists || (!header_ok && end <= VALUE_FILE_HEADER) {
             let mut h = [0u8; VALUE_FILE_HEADER as usize];
             h[..8].copy_from_slice(kind.magic());
             h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -81,9 +96,14 @@ impl ValueWriter {
             file.write_all_at(&h, 0)?;
             VALUE_FILE_HEADER.max(end)
         } else {
-            let mut h = [0u8; VALUE_FILE_HEADER as usize];
-            file.read_exact_at(&mut h, 0)?;
-            if &h[..8] != kind.magic() || crc32fast::hash(&h[..28]) != le::u32_at(&h, 28) {
+            if len < VALUE_FILE_HEADER {
+                return Err(Error::corruption(
+                    &path,
+                    len,
+                    format!("file is {len} bytes but the checkpoint says data runs to {end}"),
+                ));
+            }
+            if !header_ok {
                 return Err(Error::corruption(&path, 0, "bad value-file header"));
             }
             let version = le::u32_at(&h, 8);

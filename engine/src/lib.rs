@@ -54,6 +54,11 @@ pub mod storage {
         register_storage, storage_for, FileBackend, OpenHow, OsStorage, StorageBackend,
         StorageRegistration,
     };
+    /// The fault-injecting backend: crash images (unsynced data dropped whole, in part or torn per
+    /// sector; unsynced directory entries lost) and injected `EIO`/`ENOSPC`.
+    pub mod fault {
+        pub use crate::io::fault::{CrashMode, FailRule, Fault, FaultStorage, OpKind, SECTOR};
+    }
 }
 
 /// On-disk format constants, for tools that model the engine (the simulations).

@@ -3,13 +3,15 @@
 //! these helpers so that errors always carry the file's path and so that a fault-injecting backend has
 //! one place to hook (`backend.rs`: the storage trait and its registry). Batched reads and writes
 //! (io_uring, or positioned calls where it is unavailable) are in `uring.rs`; direct I/O with aligned
-//! buffers in `direct.rs`; the bounded cache of index pages read with direct I/O in `page_cache.rs`.
+//! buffers in `direct.rs`; the bounded cache of index pages read with direct I/O in `page_cache.rs`;
+//! the fault-injecting backend tests put behind the trait in `fault.rs`.
 //!
 //! `unsafe` lives in this module only: memory maps (whose files this process alone writes, see the
 //! SAFETY notes), aligned allocations and io_uring submissions.
 
 mod backend;
 pub(crate) mod direct;
+pub mod fault;
 pub(crate) mod page_cache;
 pub(crate) mod uring;
 
