@@ -89,10 +89,27 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if output::is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
-            eprintln!("kvtool: error: {e:#}");
+            eprintln!("kvtool: error: {}", error_chain(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose text the message before it
+/// already ends with (the engine's errors print their OS error themselves).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -100,6 +117,20 @@ mod tests {
     use clap::CommandFactory as _;
 
     use super::*;
+
+    #[test]
+    fn error_chain_prints_each_cause_once() {
+        let os = std::io::Error::from_raw_os_error(28);
+        let e = anyhow::Error::new(tierkv::Error::Io {
+            path: "db/log".into(),
+            source: os,
+        })
+        .context("cannot write a batch to the store");
+        assert_eq!(
+            error_chain(&e),
+            "cannot write a batch to the store: I/O error on db/log: No space left on device (os error 28)"
+        );
+    }
 
     #[test]
     fn cli_is_well_formed() {

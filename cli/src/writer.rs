@@ -142,10 +142,17 @@ impl<'scope, 'env> BatchWriter<'scope, 'env> {
             s.send(Msg::Barrier(done_tx.clone()))
                 .map_err(|_| anyhow::anyhow!("a writer thread stopped"))?;
         }
-        for _ in &self.senders {
-            done_rx
-                .recv()
-                .map_err(|_| anyhow::anyhow!("a writer thread stopped"))?;
+        drop(done_tx);
+        let mut acked = 0;
+        while acked < self.senders.len() {
+            match done_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(()) => acked += 1,
+                // A writer that failed leaves its barrier unanswered in its queue (which stays
+                // alive while we hold its sender): stop waiting once any writer has ended.
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if !self.handles.iter().any(|h| h.is_finished()) => {}
+                Err(_) => anyhow::bail!("a writer thread stopped"),
+            }
         }
         Ok(())
     }
@@ -190,4 +197,34 @@ fn write_loop(db: &Db, rx: Receiver<Msg>, free: Sender<WriteBatch>) -> anyhow::R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Options;
+
+    #[test]
+    fn barrier_returns_when_a_writer_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("db"), Options::default()).unwrap();
+        let r = std::thread::scope(|scope| {
+            let mut w = BatchWriter::new(scope, Some(&db), 2, 1);
+            // A key the engine refuses: its writer thread stops with the error.
+            w.add(Item::Put(vec![b'k'; 5000], b"v".to_vec())).unwrap();
+            for i in 0..50u32 {
+                // Fill the failed writer's queue too; handing over may fail once it is gone.
+                if w.add(Item::Put(i.to_be_bytes().to_vec(), b"v".to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let barrier = w.barrier();
+            (barrier.is_err(), w.finish(Ok(())))
+        });
+        assert!(r.0, "the barrier reported success after a writer failed");
+        let e = r.1.unwrap_err();
+        assert!(format!("{e:#}").contains("key"), "{e:#}");
+    }
 }

@@ -178,12 +178,12 @@ impl Db {
         let specs = manifest.shard_specs();
         let ids: Vec<u32> = specs.iter().map(|s| s.id).collect();
         crate::rebalance::remove_other_shards(&ssd_root, &hdd_root, manifest.layout, &ids)?;
+        let mut sync_point = SyncPoint::open(&path)?;
         let mut recovering = Vec::with_capacity(specs.len());
         for spec in &specs {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, spec.id);
-            recovering.push(recover_shard(spec.id, paths, &opts)?);
+            recovering.push(recover_shard(spec.id, paths, &opts, sync_point.value)?);
         }
-        let mut sync_point = SyncPoint::open(&path)?;
         let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts)?;
         let inner = Arc::new(Inner {
             manifest: manifest.clone(),
@@ -873,7 +873,7 @@ struct Recovering {
 }
 
 /// Opens (or creates) one shard and replays its unflushed log segments (without applying them).
-fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recovering> {
+fn recover_shard(id: u32, paths: ShardPaths, opts: &Options, durable: u64) -> Result<Recovering> {
     io::create_dir_durable(&paths.ssd)?;
     io::create_dir_durable(&paths.hdd)?;
     let ckpt = match Checkpoint::load(&paths.checkpoint(), id)? {
@@ -966,7 +966,7 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options) -> Result<Recoverin
             continue;
         }
         let mut records = Vec::new();
-        let (seg, end) = LogSegment::replay(path.clone(), id, seq, |off, rec| {
+        let (seg, end) = LogSegment::replay(path.clone(), id, seq, durable, |off, rec| {
             records.push((off, rec.kind, rec.seq));
             Ok(())
         })?;

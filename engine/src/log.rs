@@ -151,12 +151,16 @@ impl LogSegment {
     }
 
     /// Opens an existing segment and calls `visit(offset, record)` for every valid record in order.
-    /// A torn tail (a bad record with nothing valid after it) ends replay; a bad record followed by a
-    /// valid one is corruption in the middle and an error naming the file and offset.
+    /// A torn tail ends replay; a bad record followed by a valid record numbered below `durable` (the
+    /// sync point: that record, and so everything before it in the segment, was durable) is
+    /// corruption in the middle and an error naming the file and offset. A bad record followed only
+    /// by records at or above `durable` is an unsynced stretch whose sectors a crash kept in part, in
+    /// any order: a torn tail too.
     pub fn replay(
         path: PathBuf,
         shard: u32,
         seq: u64,
+        durable: u64,
         mut visit: impl FnMut(u32, RecordRef<'_>) -> Result<()>,
     ) -> Result<(LogSegment, ReplayEnd)> {
         let file = io::open_rw(&path)?;
@@ -189,8 +193,10 @@ impl LogSegment {
                     reason,
                 } => {
                     if let Some(len) = claimed_len {
-                        if matches!(parse_record(&map, at + len, seq), Parsed::Valid(..)) {
-                            return Err(Error::corruption(&path, at as u64, reason));
+                        if let Parsed::Valid(next, _) = parse_record(&map, at + len, seq) {
+                            if next.seq < durable {
+                                return Err(Error::corruption(&path, at as u64, reason));
+                            }
                         }
                     }
                     let torn = map[at..].iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
@@ -505,8 +511,13 @@ mod tests {
     type Replayed = Vec<(u32, Vec<u8>, Vec<u8>)>;
 
     fn collect(path: &Path, seq: u64) -> Result<(Replayed, ReplayEnd)> {
+        collect_synced_below(path, seq, u64::MAX)
+    }
+
+    /// Replays with the sync point at `durable`.
+    fn collect_synced_below(path: &Path, seq: u64, durable: u64) -> Result<(Replayed, ReplayEnd)> {
         let mut out = Vec::new();
-        let (_, end) = LogSegment::replay(path.to_path_buf(), 0, seq, |off, r| {
+        let (_, end) = LogSegment::replay(path.to_path_buf(), 0, seq, durable, |off, r| {
             out.push((off, r.key.to_vec(), r.value.to_vec()));
             Ok(())
         })?;
@@ -594,5 +605,31 @@ mod tests {
             }
             other => panic!("expected corruption, got {other}"),
         }
+    }
+
+    #[test]
+    fn damage_before_unsynced_records_only_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
+        seg.append(RecordKind::Put, b"a", b"first", 1).unwrap();
+        let second = seg.append(RecordKind::Put, b"b", b"second", 2).unwrap();
+        seg.append(RecordKind::Put, b"c", b"third", 3).unwrap();
+        seg.sync().unwrap();
+        drop(seg);
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[second as usize + RECORD_HEADER + 2] ^= 0x10;
+        std::fs::write(&p, &bytes).unwrap();
+        // Records 2 and 3 were never synced (the sync point is 2): a crash may keep the third
+        // record's sector and lose the second's, so the damage is a torn tail.
+        let (recs, end) = collect_synced_below(&p, 1, 2).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(end.valid_len, second as u64);
+        assert!(end.torn_bytes > 0);
+        // With record 3 synced, the same damage is corruption in the middle.
+        assert!(matches!(
+            collect_synced_below(&p, 1, 4),
+            Err(Error::Corruption { .. })
+        ));
     }
 }

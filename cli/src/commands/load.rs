@@ -175,6 +175,7 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
         s: Summary::default(),
         done_bytes: 0,
         abort_at: None,
+        synced: (0, a.skip_records),
     };
     let written = std::thread::scope(|scope| {
         let mut w = BatchWriter::new(scope, db.as_ref(), threads, a.batch_size as usize);
@@ -193,7 +194,14 @@ pub fn run(a: &LoadArgs, g: &Global) -> anyhow::Result<u8> {
         }
     };
     feed.progress.finish();
-    closed?;
+    if let Err(e) = closed {
+        // Records after the last sync may or may not have reached the disk; those before it did.
+        let (n, resume) = feed.synced;
+        return Err(e.context(format!(
+            "load failed: the {n} records before its last sync are committed (--sync-every N \
+             bounds what a failure can lose; resume with --skip-records {resume})"
+        )));
+    }
     let mut s = feed.s;
     s.dry_run = a.dry_run;
     let done_bytes = feed.done_bytes;
@@ -240,6 +248,9 @@ struct Feed<'a> {
     done_bytes: u64,
     /// The `--skip-records` value that resumes after the bad record that stopped the load.
     abort_at: Option<u64>,
+    /// At the last `--sync-every` sync: records committed and synced by this run, and the
+    /// `--skip-records` value that resumes after them.
+    synced: (u64, u64),
 }
 
 impl Feed<'_> {
@@ -282,6 +293,7 @@ impl Feed<'_> {
                             w.barrier()?;
                             if let Some(db) = w.db() {
                                 db.sync().context("cannot sync the store")?;
+                                self.synced = (w.handed_over, index);
                             }
                         }
                     }
