@@ -135,6 +135,15 @@ impl Checkpoint {
         if bytes.len() < 28 || &bytes[..8] != MAGIC {
             return Err(bad(0, "not a tierkv checkpoint (bad magic)"));
         }
+        // The checksum first: a flipped bit in the version field is corruption, not another version.
+        let body_len = le::u64_at(bytes, 16) as usize;
+        if (bytes.len() as u64) != 24 + body_len as u64 + 4 {
+            return Err(bad(16, "checkpoint length does not match its header"));
+        }
+        let crc_at = 24 + body_len;
+        if crc32fast::hash(&bytes[..crc_at]) != le::u32_at(bytes, crc_at) {
+            return Err(bad(crc_at, "checkpoint checksum mismatch"));
+        }
         let version = le::u32_at(bytes, 8);
         if version != FORMAT_VERSION {
             return Err(Error::FormatVersion {
@@ -142,14 +151,6 @@ impl Checkpoint {
                 found: version,
                 expected: FORMAT_VERSION,
             });
-        }
-        let body_len = le::u64_at(bytes, 16) as usize;
-        if bytes.len() != 24 + body_len + 4 {
-            return Err(bad(16, "checkpoint length does not match its header"));
-        }
-        let crc_at = 24 + body_len;
-        if crc32fast::hash(&bytes[..crc_at]) != le::u32_at(bytes, crc_at) {
-            return Err(bad(crc_at, "checkpoint checksum mismatch"));
         }
         if le::u32_at(bytes, 12) != shard {
             return Err(bad(

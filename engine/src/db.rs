@@ -960,7 +960,7 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options, durable: u64) -> Re
     for seq in seqs {
         next_log = next_log.max(seq + 1);
         let path = paths.log(seq);
-        if torn_seen || LogSegment::never_written(&path)? {
+        if torn_seen || LogSegment::header_never_durable(&path, id, seq, durable)? {
             io::remove_if_exists(&path)?;
             torn_seen = true;
             continue;

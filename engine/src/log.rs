@@ -138,16 +138,36 @@ impl LogSegment {
         })
     }
 
-    /// True when the segment's header was never written (a crash right after the file was created):
-    /// nothing in it was ever written out, so it holds no record.
-    pub fn never_written(path: &Path) -> Result<bool> {
+    /// True when the segment's header never became durable (a crash soon after the file was
+    /// created): the header is missing, all zero, or damaged while no record in the file validates
+    /// with a number below `durable` (the sync point). Such a segment holds no acknowledged record.
+    /// A damaged header before a durable record is not this: replay reports it as corruption.
+    pub fn header_never_durable(path: &Path, shard: u32, seq: u64, durable: u64) -> Result<bool> {
         let file = io::open(path, io::OpenHow::READ)?;
-        if file.len()? < LOG_HEADER as u64 {
+        let len = file.len()?;
+        if len < LOG_HEADER as u64 {
             return Ok(true);
         }
-        let mut header = [0u8; LOG_HEADER];
-        file.read_exact_at(&mut header, 0)?;
-        Ok(header.iter().all(|&b| b == 0))
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        if bytes[..LOG_HEADER].iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
+        // A sound header, or one of another format version (replay reports that), is durable.
+        if !matches!(
+            check_header(&bytes, path, shard, seq),
+            Err(Error::Corruption { .. })
+        ) {
+            return Ok(false);
+        }
+        let mut at = LOG_HEADER;
+        while let Parsed::Valid(rec, n) = parse_record(&bytes, at, seq) {
+            if rec.seq < durable {
+                return Ok(false);
+            }
+            at += n;
+        }
+        Ok(true)
     }
 
     /// Opens an existing segment and calls `visit(offset, record)` for every valid record in order.
@@ -188,16 +208,9 @@ impl LogSegment {
                         prev_len: le::u32_at(&map, 24),
                     }
                 }
-                Parsed::Bad {
-                    claimed_len,
-                    reason,
-                } => {
-                    if let Some(len) = claimed_len {
-                        if let Parsed::Valid(next, _) = parse_record(&map, at + len, seq) {
-                            if next.seq < durable {
-                                return Err(Error::corruption(&path, at as u64, reason));
-                            }
-                        }
+                Parsed::Bad { reason, .. } => {
+                    if durable_record_after(&map, at, seq, durable) {
+                        return Err(Error::corruption(&path, at as u64, reason));
                     }
                     let torn = map[at..].iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
                     break ReplayEnd {
@@ -440,12 +453,26 @@ fn check_header(map: &[u8], path: &Path, shard: u32, seq: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether a valid record numbered below `durable` starts anywhere after the damaged record at
+/// `bad` (every byte offset is tried: damage may have hidden where the next record starts). Cheap
+/// field checks come before the checksum, so a torn tail of unsynced records costs one pass.
+fn durable_record_after(map: &[u8], bad: usize, seq: u64, durable: u64) -> bool {
+    let end = map.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    (bad + 1..end.saturating_sub(RECORD_HEADER - 1)).any(|at| {
+        let h = &map[at..at + RECORD_HEADER];
+        let plausible = RecordKind::from_u8(h[4]).is_some()
+            && le::u64_at(h, 11) < durable
+            && (1..=MAX_KEY_LEN).contains(&(le::u16_at(h, 5) as usize))
+            && le::u32_at(h, 7) as usize <= map.len() - at;
+        plausible && matches!(parse_record(map, at, seq), Parsed::Valid(r, _) if r.seq < durable)
+    })
+}
+
 enum Parsed<'a> {
     Valid(RecordRef<'a>, usize),
     /// Clean end: no room for a header, or an all-zero header.
     End,
     Bad {
-        claimed_len: Option<usize>,
         reason: String,
     },
 }
@@ -456,7 +483,6 @@ fn parse_record(map: &[u8], at: usize, seq: u64) -> Parsed<'_> {
             Parsed::End
         } else {
             Parsed::Bad {
-                claimed_len: None,
                 reason: "record header cut short by the end of the file".into(),
             }
         };
@@ -469,27 +495,23 @@ fn parse_record(map: &[u8], at: usize, seq: u64) -> Parsed<'_> {
     let value_len = le::u32_at(h, 7) as usize;
     let Some(kind) = RecordKind::from_u8(h[4]) else {
         return Parsed::Bad {
-            claimed_len: None,
             reason: format!("unknown record kind {}", h[4]),
         };
     };
     if key_len == 0 || key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN {
         return Parsed::Bad {
-            claimed_len: None,
             reason: format!("implausible record lengths (key {key_len}, value {value_len})"),
         };
     }
     let total = RECORD_HEADER + key_len + value_len;
     if at + total > map.len() {
         return Parsed::Bad {
-            claimed_len: None,
             reason: "record runs past the end of the file".into(),
         };
     }
     let body = &map[at + 4..at + total];
     if record_crc(seq, body) != le::u32_at(h, 0) {
         return Parsed::Bad {
-            claimed_len: Some(total),
             reason: "record checksum mismatch".into(),
         };
     }

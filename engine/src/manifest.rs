@@ -1,6 +1,7 @@
 //! The store manifest (`<store>/MANIFEST`): what layout the store has. Format: `docs/format/manifest.md`.
 //!
-//! A text file: the magic line `TIERKV-MANIFEST`, then one JSON object. Replaced atomically.
+//! A text file: the magic line `TIERKV-MANIFEST`, one JSON object, and a `CRC32` line over both.
+//! Replaced atomically.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,8 @@ use crate::io;
 pub const FORMAT_VERSION: u32 = 1;
 
 const MAGIC_LINE: &str = "TIERKV-MANIFEST\n";
+/// `CRC32 ` + 8 hex digits + newline.
+const CRC_LINE_LEN: usize = 15;
 
 /// The store-level layout record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,6 +60,27 @@ impl Manifest {
                 "missing TIERKV-MANIFEST magic line",
             ));
         };
+        // The last line is `CRC32 <8 hex digits>` over everything before it: a flipped bit in the
+        // JSON (a layout number, a directory) must not open another layout, or none.
+        let crc_at = text.len().saturating_sub(CRC_LINE_LEN);
+        let crc_line = &text[crc_at..];
+        let stored = std::str::from_utf8(crc_line)
+            .ok()
+            .and_then(|l| l.strip_prefix("CRC32 "))
+            .and_then(|l| l.strip_suffix('\n'))
+            .filter(|hex| hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+        let Some(stored) = stored.filter(|_| crc_at >= MAGIC_LINE.len()) else {
+            return Err(Error::corruption(
+                &path,
+                crc_at as u64,
+                "missing or unreadable CRC32 line",
+            ));
+        };
+        if crc32fast::hash(&text[..crc_at]) != stored {
+            return Err(Error::corruption(&path, 0, "manifest checksum mismatch"));
+        }
+        let body = &body[..crc_at - MAGIC_LINE.len()];
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
             Error::corruption(
                 &path,
@@ -87,6 +111,8 @@ impl Manifest {
         serde_json::to_writer_pretty(&mut text, self)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         text.push(b'\n');
+        let crc = crc32fast::hash(&text);
+        text.extend_from_slice(format!("CRC32 {crc:08x}\n").as_bytes());
         io::atomic_write(&Self::path(store), &text)
     }
 
@@ -238,6 +264,33 @@ mod tests {
         );
         m.split[2].prefix = 2; // overlap
         assert!(m.routing(dir.path()).is_err());
+    }
+
+    #[test]
+    fn every_flipped_bit_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Manifest {
+            format_version: FORMAT_VERSION,
+            layout: 3,
+            shards: 2,
+            ssd_dir: "ssd".into(),
+            hdd_dir: "hdd".into(),
+            split: Vec::new(),
+        };
+        m.store(dir.path()).unwrap();
+        let path = Manifest::path(dir.path());
+        let good = std::fs::read(&path).unwrap();
+        for at in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[at] ^= 1 << bit;
+                std::fs::write(&path, &bad).unwrap();
+                match Manifest::load(dir.path()) {
+                    Err(Error::Corruption { .. }) => {}
+                    other => panic!("byte {at} bit {bit}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -92,11 +92,11 @@ fn other_format_version_is_refused() {
     Db::open(dir.path(), small()).unwrap().close().unwrap();
     let manifest = dir.path().join("MANIFEST");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        text.replace("\"format_version\": 1", "\"format_version\": 7"),
-    )
-    .unwrap();
+    // A newer build's manifest: another version, and a checksum line that matches it.
+    let body = text[..text.rfind("CRC32 ").unwrap()]
+        .replace("\"format_version\": 1", "\"format_version\": 7");
+    let crc = crc32fast::hash(body.as_bytes());
+    std::fs::write(&manifest, format!("{body}CRC32 {crc:08x}\n")).unwrap();
     let e = Db::open(dir.path(), small()).unwrap_err();
     match &e {
         Error::FormatVersion {

@@ -8,7 +8,9 @@
 //!
 //! `TIERKV_CRASH_SEEDS` (default 20) sets the number of workloads, `TIERKV_CRASH_SEED_START` the first
 //! seed (to spread a long run over processes); every case counted is one (workload, sync point,
-//! crash mode) triple. The default run covers at least 10 000 cases (asserted).
+//! crash mode) triple. The default run covers at least 10 000 cases (asserted). Debugging a failure:
+//! `TIERKV_CRASH_ONLY_SYNC=k` runs only crash point `k`, `TIERKV_CRASH_VERBOSE=1` prints where each
+//! run crashed and how the recovered store differs, `TIERKV_FAULT_TRACE=1` prints every sync.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -235,10 +237,34 @@ fn verify(image: &Path, shards: u32, allowed: &[Model], what: &str) {
     })
     .unwrap_or_else(|e| panic!("{what}: scan failed: {e}"));
     if !allowed.contains(&got) {
-        let closest = allowed
-            .iter()
-            .map(|m| m.iter().filter(|(k, v)| got.get(*k) != Some(v)).count())
-            .min();
+        let diff = |m: &Model| {
+            let mut d: Vec<String> = m
+                .iter()
+                .filter(|(k, v)| got.get(*k) != Some(v))
+                .map(|(k, v)| {
+                    let show = |v: Option<&Vec<u8>>| {
+                        v.map(|v| String::from_utf8_lossy(&v[..v.len().min(12)]).into_owned())
+                    };
+                    format!(
+                        "{}: want {:?} got {:?}",
+                        String::from_utf8_lossy(k),
+                        show(Some(v)),
+                        show(got.get(k))
+                    )
+                })
+                .collect();
+            d.extend(
+                got.keys()
+                    .filter(|k| !m.contains_key(*k))
+                    .map(|k| format!("{}: not written", String::from_utf8_lossy(k))),
+            );
+            d
+        };
+        let closest = allowed.iter().map(|m| diff(m)).min_by_key(|d| d.len());
+        if std::env::var_os("TIERKV_CRASH_VERBOSE").is_some() {
+            eprintln!("closest allowed prefix differs in: {closest:#?}");
+        }
+        let closest = closest.map(|d| d.len());
         panic!(
             "{what}: recovered {} keys matching none of the {} allowed prefixes (closest differs in {closest:?} keys)",
             got.len(),
@@ -265,7 +291,10 @@ fn crash_every_sync(seed: u64) -> u64 {
         "seed {seed}: the clean run failed"
     );
     let mut cases = 0;
-    for k in 1..=full.syncs {
+    let only: Option<u64> = std::env::var("TIERKV_CRASH_ONLY_SYNC")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    for k in (1..=full.syncs).filter(|k| only.is_none_or(|o| o == *k)) {
         let (_d, root) = temp_root();
         let (r, fs) = run(&root, shards, &steps, Some(k));
         if !fs.crashed() {

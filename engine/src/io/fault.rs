@@ -198,6 +198,14 @@ struct State {
 }
 
 impl State {
+    /// With `TIERKV_FAULT_TRACE` set, prints each sync and rename with its number (debugging aid).
+    fn trace(&self, what: &str, path: &Path) {
+        if std::env::var_os("TIERKV_FAULT_TRACE").is_some() {
+            let n = self.count(OpKind::SyncData) + self.count(OpKind::SyncDir);
+            eprintln!("fault: sync#{n} {what} {}", path.display());
+        }
+    }
+
     fn count(&self, kind: OpKind) -> u64 {
         self.counts.get(&kind).copied().unwrap_or(0)
     }
@@ -382,6 +390,7 @@ impl FaultStorage {
 #[derive(Debug)]
 struct FaultFile {
     file: File,
+    path: PathBuf,
     inode: usize,
     state: Arc<Mutex<State>>,
 }
@@ -403,6 +412,7 @@ impl FileBackend for FaultFile {
     fn sync_data(&self) -> std::io::Result<()> {
         let mut s = self.state.lock();
         s.admit(OpKind::SyncData)?;
+        s.trace("sync_data", &self.path);
         self.file.sync_data()?;
         let inode = &mut s.inodes[self.inode];
         let pending = std::mem::take(&mut inode.pending);
@@ -466,6 +476,7 @@ impl StorageBackend for FaultStorage {
         }
         Ok(Box::new(FaultFile {
             file,
+            path: path.to_path_buf(),
             inode,
             state: self.state.clone(),
         }))
@@ -473,6 +484,7 @@ impl StorageBackend for FaultStorage {
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         let mut s = self.state.lock();
         s.admit(OpKind::Namespace)?;
+        s.trace("rename", to);
         let ino = s.inode_of(from)?;
         std::fs::rename(from, to)?;
         s.names.remove(from);
@@ -497,6 +509,7 @@ impl StorageBackend for FaultStorage {
     fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
         let mut s = self.state.lock();
         s.admit(OpKind::SyncDir)?;
+        s.trace("sync_dir", path);
         File::open(path)?.sync_all()?;
         let in_dir = |p: &Path| p.parent() == Some(path);
         // File entries directly in `path` become what they are now.
