@@ -260,7 +260,7 @@ fn verify(image: &Path, shards: u32, allowed: &[Model], what: &str) {
             );
             d
         };
-        let closest = allowed.iter().map(|m| diff(m)).min_by_key(|d| d.len());
+        let closest = allowed.iter().map(diff).min_by_key(|d| d.len());
         if std::env::var_os("TIERKV_CRASH_VERBOSE").is_some() {
             eprintln!("closest allowed prefix differs in: {closest:#?}");
         }
