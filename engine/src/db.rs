@@ -79,6 +79,7 @@ pub struct CheckReport {
 }
 
 enum Msg {
+    /// Flush the shard with this id (not position).
     Flush(u32),
     RebuildHotSet(u32),
     Stop,
@@ -740,7 +741,12 @@ impl Db {
             let _ = tx.send(Msg::Stop);
         }
         if let Some(h) = self.background.take() {
-            let _ = h.join();
+            if h.join().is_err() {
+                // A bug, not an I/O error: leave the files as they are; reopening replays the logs.
+                self.inner.poison(&Error::Poisoned(
+                    "the background flush thread panicked".into(),
+                ));
+            }
         }
         self.check_writable()?;
         let r = self.inner.each_shard_parallel(|shard| {
@@ -767,6 +773,14 @@ impl Drop for Db {
 }
 
 impl Inner {
+    /// The shard with id `id`. Ids are not positions: a split gives its halves new ids.
+    fn shard_by_id(&self, id: u32) -> Option<&Shard> {
+        match self.shards.get(id as usize) {
+            Some(s) if s.id == id => Some(s),
+            _ => self.shards.iter().find(|s| s.id == id),
+        }
+    }
+
     /// Index in `shards` of the shard owning `hash`.
     #[inline]
     fn shard_index(&self, hash: KeyHash) -> usize {
@@ -830,7 +844,10 @@ fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
                 if inner.poisoned.load(Ordering::Acquire) {
                     continue;
                 }
-                if let Err(e) = crate::hot::rebuild_hot_set(&inner.shards[id as usize]) {
+                let Some(shard) = inner.shard_by_id(id) else {
+                    continue;
+                };
+                if let Err(e) = crate::hot::rebuild_hot_set(shard) {
                     inner.poison(&e);
                 }
             }
@@ -838,7 +855,9 @@ fn background_flusher(inner: Arc<Inner>, rx: mpsc::Receiver<Msg>) {
                 if inner.poisoned.load(Ordering::Acquire) {
                     continue;
                 }
-                let shard = &inner.shards[id as usize];
+                let Some(shard) = inner.shard_by_id(id) else {
+                    continue;
+                };
                 loop {
                     match shard.flush_oldest(&|| inner.sync_all()) {
                         Ok(true) => continue,

@@ -263,6 +263,14 @@ fn verify(image: &Path, shards: u32, allowed: &[Model], what: &str) {
         let closest = allowed.iter().map(diff).min_by_key(|d| d.len());
         if std::env::var_os("TIERKV_CRASH_VERBOSE").is_some() {
             eprintln!("closest allowed prefix differs in: {closest:#?}");
+            let keep = std::env::temp_dir().join("tierkv-crash-failure");
+            let _ = std::fs::remove_dir_all(&keep);
+            let _ = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(image)
+                .arg(&keep)
+                .status();
+            eprintln!("crash image kept in {}", keep.display());
         }
         let closest = closest.map(|d| d.len());
         panic!(
