@@ -282,6 +282,7 @@ impl Feed<'_> {
                             w.barrier()?;
                             if let Some(db) = w.db() {
                                 db.sync().context("cannot sync the store")?;
+                                self.progress.synced(self.s.put + self.s.deleted, index);
                             }
                         }
                     }
