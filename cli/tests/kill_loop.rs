@@ -661,7 +661,7 @@ fn diff(want: &Model, found: &Model, pre: &Model, ops: &[Op]) -> String {
         let what = match (want.get(*k), f) {
             (Some(_), None) => "LOST",
             (_, Some(_)) if !written => "WRONG VALUE (never written for this key)",
-            _ => "value from another point of the history",
+            _ => "a value from another point of the history (a newer write lost, or a later one kept out of order)",
         };
         out += &format!(
             "  {:?}: want {} found {} — {what}\n",
@@ -721,7 +721,7 @@ fn kill_loop(cycles: u64, seed: u64, verbose: bool) -> Counts {
                 kept.display()
             );
         }
-        if verbose && cycle % 100 == 99 {
+        if cycle % 100 == 99 {
             eprintln!(
                 "{} cycles in {:.0} s: {:?}",
                 cycle + 1,
