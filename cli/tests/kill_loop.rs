@@ -77,6 +77,8 @@ struct Counts {
     records_written: u64,
     /// Sum over killed loads of the records written minus the records that survived: what the kills cut.
     records_cut: u64,
+    /// Cycles where a compact or rebalance ran right after a killed load, with no check in between.
+    chained: u64,
 }
 
 /// What one cycle runs.
@@ -194,13 +196,17 @@ impl Loop {
         } else if r < 0.8 {
             Job::Compact
         } else {
-            let choices: Vec<u32> = [1, 2, 4, 8, 16]
-                .into_iter()
-                .filter(|&n| n != self.shards)
-                .collect();
-            Job::Rebalance {
-                to: *choices.choose(&mut self.rng).unwrap(),
-            }
+            self.rebalance_job()
+        }
+    }
+
+    fn rebalance_job(&mut self) -> Job {
+        let choices: Vec<u32> = [1, 2, 4, 8, 16]
+            .into_iter()
+            .filter(|&n| n != self.shards)
+            .collect();
+        Job::Rebalance {
+            to: *choices.choose(&mut self.rng).unwrap(),
         }
     }
 
@@ -343,19 +349,19 @@ impl Loop {
         ended
     }
 
-    /// Checks the store after one cycle and returns its contents (the next cycle's starting state).
-    fn verify(&mut self, cycle: u64, job: &Job, ended: &Ended) -> Result<(), String> {
-        let code = ended.status.code();
-        let killed = ended.killed();
-        if !killed {
+    /// Checks the store after one cycle — one run, or a killed load and the maintenance run that
+    /// followed it without a check between (so that run's open recovers the killed load's logs, and
+    /// may itself be killed while doing so) — and makes its contents the next cycle's starting state.
+    fn verify(&mut self, cycle: u64, runs: &[(Job, Ended)]) -> Result<(), String> {
+        for (job, ended) in runs {
             let want = match job {
                 Job::Load { bad: true, .. } => 3,
                 _ => 0,
             };
-            if code != Some(want) {
+            if !ended.killed() && ended.status.code() != Some(want) {
                 return Err(format!(
                     "kvtool exited with {:?} (signal {:?}), expected {want} or SIGKILL; stderr:\n{}",
-                    code,
+                    ended.status.code(),
                     ended.status.signal(),
                     ended.stderr
                 ));
@@ -375,18 +381,13 @@ impl Loop {
         let found = self.export()?;
         let pre = &self.model;
 
-        match job {
-            Job::Load { ops, writers, .. } => {
+        // Contents: only a load changes them; compact and rebalance, killed or not, change nothing.
+        match &runs[0] {
+            (Job::Load { ops, writers, .. }, ended) => {
                 // Records reach a shard's log in input order from each writer: the unit that keeps
                 // a prefix is the shard, or the writer's part of it when writers outnumber shards.
                 let bits = self.shards.trailing_zeros().max(writers.trailing_zeros());
-                if shards != self.shards {
-                    return Err(format!(
-                        "a load changed the shard count {} -> {shards}",
-                        self.shards
-                    ));
-                }
-                if killed {
+                if ended.killed() {
                     let cut = check_killed_load(pre, ops, ended.acked as usize, bits, &found)?;
                     self.counts.loads_killed += 1;
                     self.counts.loads_killed_after_ack += u64::from(ended.acked > 0);
@@ -408,51 +409,66 @@ impl Loop {
                 }
                 self.counts.records_written += ops.len() as u64;
             }
-            Job::Compact | Job::Rebalance { .. } => {
+            (_, ended) => {
                 if &found != pre {
                     return Err(format!(
                         "a {} compact/rebalance changed the contents:\n{}",
-                        if killed { "killed" } else { "completed" },
+                        if ended.killed() {
+                            "killed"
+                        } else {
+                            "completed"
+                        },
                         diff(pre, &found, pre, &[])
                     ));
                 }
-                match (job, killed) {
-                    (Job::Compact, _) if shards != self.shards => {
-                        return Err(format!(
-                            "compact changed the shard count {} -> {shards}",
-                            self.shards
-                        ))
-                    }
-                    (Job::Compact, false) => self.counts.compacts_done += 1,
-                    (Job::Compact, true) => self.counts.compacts_killed += 1,
-                    (Job::Rebalance { to }, false) => {
-                        if shards != *to {
-                            return Err(format!("rebalance to {to} left {shards} shards"));
-                        }
-                        self.counts.rebalances_done += 1;
-                    }
-                    (Job::Rebalance { to }, true) => {
-                        if shards != *to && shards != self.shards {
-                            return Err(format!(
-                                "a rebalance {} -> {to} killed left {shards} shards",
-                                self.shards
-                            ));
-                        }
-                        self.counts.rebalances_killed += 1;
-                        self.counts.rebalances_killed_switched += u64::from(shards == *to);
-                    }
-                    _ => unreachable!(),
+            }
+        }
+
+        // Layout: a rebalance that finished leaves its count, a killed one the old or the new.
+        let mut layouts = vec![self.shards];
+        for (job, ended) in runs {
+            let killed = ended.killed();
+            match job {
+                Job::Load { .. } => {}
+                Job::Compact if killed => self.counts.compacts_killed += 1,
+                Job::Compact => self.counts.compacts_done += 1,
+                Job::Rebalance { to } if killed => {
+                    layouts.push(*to);
+                    self.counts.rebalances_killed += 1;
+                    self.counts.rebalances_killed_switched += u64::from(shards == *to);
+                }
+                Job::Rebalance { to } => {
+                    layouts = vec![*to];
+                    self.counts.rebalances_done += 1;
                 }
             }
         }
+        if !layouts.contains(&shards) {
+            return Err(format!(
+                "the store has {shards} shards; after {} shards and these runs it may have only {layouts:?}",
+                self.shards
+            ));
+        }
+        if runs.len() > 1 {
+            self.counts.chained += 1;
+        }
         self.check_gets(&found)?;
         if self.verbose {
+            let what: Vec<String> = runs
+                .iter()
+                .map(|(job, ended)| {
+                    format!(
+                        "{} {} after {:?} (acked {})",
+                        ["load", "compact", "rebalance"][job.kind()],
+                        if ended.killed() { "killed" } else { "finished" },
+                        ended.elapsed,
+                        ended.acked
+                    )
+                })
+                .collect();
             eprintln!(
-                "cycle {cycle}: {} {} after {:?}, acked {}, {} keys, {shards} shards",
-                ["load", "compact", "rebalance"][job.kind()],
-                if killed { "killed" } else { "finished" },
-                ended.elapsed,
-                ended.acked,
+                "cycle {cycle}: {}; {} keys, {shards} shards",
+                what.join(", then "),
                 found.len()
             );
         }
@@ -702,22 +718,39 @@ fn kill_loop(cycles: u64, seed: u64, verbose: bool) -> Counts {
     for cycle in 0..cycles {
         let job = lp.plan(cycle);
         let ended = lp.execute(&job);
-        let _ = writeln!(
-            lp.log,
-            "cycle {cycle}: {} {:?} after {:?} acked {}",
-            ["load", "compact", "rebalance"][job.kind()],
-            ended.status,
-            ended.elapsed,
-            ended.acked
-        );
-        if let Err(e) = lp.verify(cycle, &job, &ended) {
-            let kept = dir.keep();
-            let _ = writeln!(lp.log, "FAILED: {e}\nkvtool stderr:\n{}", ended.stderr);
-            panic!(
-                "kill loop seed {seed}, cycle {cycle} ({}): {e}\n\
-                 kvtool stderr:\n{}\nstore, input and log kept in {}",
+        let mut runs = vec![(job, ended)];
+        if matches!(runs[0].0, Job::Load { .. }) && runs[0].1.killed() && lp.rng.gen_bool(0.3) {
+            // No check in between: this run's open is the first after the kill.
+            let then = if lp.rng.gen_bool(0.5) {
+                Job::Compact
+            } else {
+                lp.rebalance_job()
+            };
+            let ended = lp.execute(&then);
+            runs.push((then, ended));
+        }
+        for (job, ended) in &runs {
+            let _ = writeln!(
+                lp.log,
+                "cycle {cycle}: {} {:?} after {:?} acked {}",
                 ["load", "compact", "rebalance"][job.kind()],
-                ended.stderr,
+                ended.status,
+                ended.elapsed,
+                ended.acked
+            );
+        }
+        if let Err(e) = lp.verify(cycle, &runs) {
+            let kept = dir.keep();
+            let stderr: Vec<&str> = runs.iter().map(|(_, e)| e.stderr.as_str()).collect();
+            let _ = writeln!(
+                lp.log,
+                "FAILED: {e}\nkvtool stderr:\n{}",
+                stderr.join("\n---\n")
+            );
+            panic!(
+                "kill loop seed {seed}, cycle {cycle}: {e}\n\
+                 kvtool stderr:\n{}\nstore, input and log kept in {}",
+                stderr.join("\n---\n"),
                 kept.display()
             );
         }
@@ -778,6 +811,14 @@ fn kill_minus_nine_during_load_compact_rebalance_loses_nothing_acknowledged() {
         assert!(
             c.compacts_done + c.rebalances_done >= 2,
             "no maintenance run finished: {c:?}"
+        );
+        assert!(
+            c.rebalances_killed_switched >= 1,
+            "no rebalance was killed after its switch to the new layout: {c:?}"
+        );
+        assert!(
+            c.chained >= 3,
+            "too few maintenance runs right after a killed load: {c:?}"
         );
     }
 }
