@@ -8,12 +8,13 @@
 //!   on its planted bad record (exit 3) left the old state plus every record before it;
 //! - a killed load left, **in every shard**, the old state plus a prefix of that shard's records of the
 //!   input (`kvtool load` buffers each shard's log separately, so the cut may differ between shards, see
-//!   docs/cli.md), and that prefix reaches at least the last sync point the load acknowledged on stderr
+//!   docs/cli.md; with more writers than shards, each writer's part of a shard), and that prefix reaches at least the last sync point the load acknowledged on stderr
 //!   (`--sync-every` with `--progress`). So nothing acknowledged is lost, no value is one that was never
 //!   written for its key (values encode key, cycle and record number), and no record is kept while an
 //!   earlier one of its shard is lost;
 //! - a compact or rebalance, killed or not, lost and changed nothing; a rebalance leaves the old or the
-//!   new shard count, a finished one the new;
+//!   new shard count, a finished one the new; after some killed loads a compact or rebalance runs at
+//!   once, unchecked, so its open is the recovery (and may be killed too): the load's rules still hold;
 //! - `kvtool check` exits 0, `export` is the oracle's state, and `get` agrees on sampled present and
 //!   absent keys; no run exits with anything but 0, its expected 3, or SIGKILL (a panic is 101).
 //!
