@@ -292,3 +292,43 @@ fn empty_inputs_load_nothing_and_succeed() {
     assert_eq!(r.json()["committed"], 0);
     assert!(s.run(&["-q", "export"]).expect(0).stdout.is_empty());
 }
+
+#[test]
+fn progress_acknowledges_each_sync_point_with_its_resume_count() {
+    let s = Store::new();
+    let f = s.file("in.tsv");
+    let mut text = String::new();
+    for i in 0..2600 {
+        text.push_str(&format!("k{i:04}\tv{i}\n"));
+    }
+    std::fs::write(&f, &text).unwrap();
+    let r = s
+        .run(&[
+            "load",
+            "--progress",
+            "--sync-every",
+            "700",
+            "--skip-records",
+            "100",
+            f.to_str().unwrap(),
+        ])
+        .expect(0);
+    let acks: Vec<String> = r
+        .stderr_text()
+        .lines()
+        .filter(|l| l.starts_with("kvtool: load: synced: "))
+        .map(str::to_string)
+        .collect();
+    // Sync points count written records (skipped ones are not written); the resume count is records read.
+    let want: Vec<String> = [(700, 800), (1400, 1500), (2100, 2200)]
+        .iter()
+        .map(|(c, r)| format!("kvtool: load: synced: {c} records committed and durable; after a crash resume with --skip-records {r}"))
+        .collect();
+    assert_eq!(acks, want);
+    // Without --progress (stderr not a terminal) nothing is acknowledged line by line.
+    let r = s
+        .run(&["load", "--sync-every", "700", f.to_str().unwrap()])
+        .expect(0);
+    assert!(!r.stderr_text().contains("synced:"), "{}", r.stderr_text());
+    assert_eq!(s.keys().len(), 2600);
+}

@@ -294,6 +294,7 @@ impl Feed<'_> {
                             if let Some(db) = w.db() {
                                 db.sync().context("cannot sync the store")?;
                                 self.synced = (w.handed_over, index);
+                                self.progress.synced(w.handed_over, index);
                             }
                         }
                     }
