@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use crate::bloom::Filter;
 use crate::error::{Error, Result};
 use crate::io::{self, le};
 use crate::manifest::FORMAT_VERSION;
@@ -229,6 +230,33 @@ impl Checkpoint {
         let bytes = self.encode(shard);
         io::atomic_write(path, &bytes)?;
         Ok(bytes.len() as u64)
+    }
+
+    /// The Bloom filter this checkpoint carries (an empty one sized for 1024 keys at `fpr` when it
+    /// carries none); `path` names the checkpoint in the error when its bytes are unreadable.
+    pub fn filter(&self, path: &Path, fpr: f64) -> Result<Filter> {
+        if self.bloom.is_empty() {
+            return Ok(Filter::new(1024, fpr));
+        }
+        Filter::from_bytes(
+            &self.bloom,
+            self.bloom_capacity,
+            self.bloom_inserted,
+            self.bloom_removed,
+        )
+        .map_err(|reason| Error::corruption(path, 0, reason))
+    }
+
+    /// A shard that has never been flushed: one bucket with no page, value files holding only headers.
+    pub fn empty() -> Checkpoint {
+        Checkpoint {
+            index_slots: 1,
+            buckets: 1,
+            page_map: vec![0],
+            data_end: crate::data::VALUE_FILE_HEADER,
+            hot_end: crate::data::VALUE_FILE_HEADER,
+            ..Checkpoint::default()
+        }
     }
 
     /// Reads the checkpoint at `path`, `Ok(None)` when there is none.

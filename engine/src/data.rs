@@ -65,6 +65,15 @@ impl ValueWriter {
     /// (0 for a new file); bytes past it are garbage from an interrupted flush and get overwritten.
     pub fn open(path: PathBuf, kind: ValueFileKind, shard: u32, end: u64) -> Result<ValueWriter> {
         let exists = path.exists();
+        if !exists && end > VALUE_FILE_HEADER {
+            // A checkpoint names records in this file: a fresh empty file would be mapped to `end`
+            // and a read past its real end would fault (SIGBUS) instead of reporting the loss.
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!("file is missing but the checkpoint says data runs to {end}"),
+            ));
+        }
         let file = if exists {
             io::open_rw(&path)?
         } else {
@@ -77,13 +86,8 @@ impl ValueWriter {
             }
             f
         };
-        let len = file.len()?;
-        let mut h = [0u8; VALUE_FILE_HEADER as usize];
-        let header_ok = exists
-            && len >= VALUE_FILE_HEADER
-            && file.read_exact_at(&mut h, 0).is_ok()
-            && &h[..8] == kind.magic()
-            && crc32fast::hash(&h[..28]) == le::u32_at(&h, 28);
+        let (h, header_ok, len) = read_header(&file, kind)?;
+        let header_ok = exists && header_ok;
         // A file no checkpoint references past its header may hold a torn header from a crash
         // during its creation: start it afresh (nothing durable can be lost).
         let end = if !exists || (!header_ok && end <= VALUE_FILE_HEADER) {
@@ -96,38 +100,7 @@ impl ValueWriter {
             file.write_all_at(&h, 0)?;
             VALUE_FILE_HEADER.max(end)
         } else {
-            if len < VALUE_FILE_HEADER {
-                return Err(Error::corruption(
-                    &path,
-                    len,
-                    format!("file is {len} bytes but the checkpoint says data runs to {end}"),
-                ));
-            }
-            if !header_ok {
-                return Err(Error::corruption(&path, 0, "bad value-file header"));
-            }
-            let version = le::u32_at(&h, 8);
-            if version != FORMAT_VERSION {
-                return Err(Error::FormatVersion {
-                    file: path,
-                    found: version,
-                    expected: FORMAT_VERSION,
-                });
-            }
-            if le::u32_at(&h, 12) != shard {
-                return Err(Error::corruption(
-                    &path,
-                    12,
-                    "value file belongs to another shard",
-                ));
-            }
-            if len < end {
-                return Err(Error::corruption(
-                    &path,
-                    len,
-                    format!("file is {len} bytes but the checkpoint says data runs to {end}"),
-                ));
-            }
+            check_existing(&path, &h, header_ok, len, shard, end)?;
             end.max(VALUE_FILE_HEADER)
         };
         Ok(ValueWriter {
@@ -198,7 +171,78 @@ impl ValueWriter {
     }
 }
 
-/// Reads and checks the value record at `off` from a mapped value file.
+/// Reads the header of an existing value file: the header bytes and whether magic and checksum hold.
+fn read_header(file: &StorageFile, kind: ValueFileKind) -> Result<([u8; 32], bool, u64)> {
+    let len = file.len()?;
+    let mut h = [0u8; VALUE_FILE_HEADER as usize];
+    let ok = len >= VALUE_FILE_HEADER
+        && file.read_exact_at(&mut h, 0).is_ok()
+        && &h[..8] == kind.magic()
+        && crc32fast::hash(&h[..28]) == le::u32_at(&h, 28);
+    Ok((h, ok, len))
+}
+
+/// Checks an existing value file against what a checkpoint says of it: a sound header of this format
+/// version and shard, and at least `end` bytes.
+fn check_existing(
+    path: &Path,
+    h: &[u8; 32],
+    header_ok: bool,
+    len: u64,
+    shard: u32,
+    end: u64,
+) -> Result<()> {
+    let short = || {
+        Error::corruption(
+            path,
+            len,
+            format!("file is {len} bytes but the checkpoint says data runs to {end}"),
+        )
+    };
+    if len < VALUE_FILE_HEADER {
+        return Err(short());
+    }
+    if !header_ok {
+        return Err(Error::corruption(path, 0, "bad value-file header"));
+    }
+    let version = le::u32_at(h, 8);
+    if version != FORMAT_VERSION {
+        return Err(Error::FormatVersion {
+            file: path.to_path_buf(),
+            found: version,
+            expected: FORMAT_VERSION,
+        });
+    }
+    if le::u32_at(h, 12) != shard {
+        return Err(Error::corruption(
+            path,
+            12,
+            "value file belongs to another shard",
+        ));
+    }
+    if len < end {
+        return Err(short());
+    }
+    Ok(())
+}
+
+/// Opens an existing value file read-only (a read-only handle's snapshot), checked like the writer
+/// checks it: the map of its first `end` bytes can then never reach past the file's end.
+pub(crate) fn open_for_reading(
+    path: &Path,
+    kind: ValueFileKind,
+    shard: u32,
+    end: u64,
+) -> Result<StorageFile> {
+    let file = io::open(path, io::OpenHow::READ)?;
+    let (h, ok, len) = read_header(&file, kind)?;
+    check_existing(path, &h, ok, len, shard, end)?;
+    Ok(file)
+}
+
+/// Reads and checks the value record at `off` from a mapped value file. The value is copied out of
+/// the map first and the checksum computed on the copy, so a record another process rewrites meanwhile
+/// (a reused extent, see `reader.rs`) is returned whole or fails the check, never torn.
 #[inline]
 pub(crate) fn read_value(
     map: &[u8],
@@ -209,8 +253,17 @@ pub(crate) fn read_value(
 ) -> Result<Vec<u8>> {
     check_record_bounds(map.len() as u64, path, off, len)?;
     let start = off as usize;
-    let end = start + VALUE_RECORD_HEADER as usize + len as usize;
-    checked_value(&map[start..end], path, off, hash).map(<[u8]>::to_vec)
+    let value_start = start + VALUE_RECORD_HEADER as usize;
+    let stored_crc = le::u32_at(map, start);
+    let value = map[value_start..value_start + len as usize].to_vec();
+    if value_crc(hash, &value) != stored_crc {
+        return Err(crc_mismatch(path, off));
+    }
+    Ok(value)
+}
+
+fn crc_mismatch(path: &Path, off: u64) -> Error {
+    Error::corruption(path, off, "value record checksum mismatch")
 }
 
 /// Bytes of the value record of a `len`-byte value.
@@ -242,11 +295,7 @@ pub(crate) fn checked_value<'r>(
 ) -> Result<&'r [u8]> {
     let value = &record[VALUE_RECORD_HEADER as usize..];
     if value_crc(hash, value) != le::u32_at(record, 0) {
-        return Err(Error::corruption(
-            path,
-            off,
-            "value record checksum mismatch",
-        ));
+        return Err(crc_mismatch(path, off));
     }
     Ok(value)
 }
@@ -276,5 +325,19 @@ mod tests {
         assert_eq!(w.end(), end);
         assert!(ValueWriter::open(p.clone(), ValueFileKind::Hot, 2, end).is_err());
         assert!(ValueWriter::open(p, ValueFileKind::Data, 3, end).is_err());
+    }
+
+    /// Found by the `log_recovery` fuzz target: a store whose data file was deleted reopened with an
+    /// empty new file mapped to the checkpointed end, and the first read faulted with SIGBUS.
+    #[test]
+    fn missing_file_with_checkpointed_records_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("data");
+        let e = ValueWriter::open(p.clone(), ValueFileKind::Data, 0, 100).unwrap_err();
+        assert!(matches!(e, Error::Corruption { offset: 0, .. }), "{e}");
+        assert!(!p.exists(), "no empty file may be left in its place");
+        // Nothing checkpointed past the header: a missing file is simply created.
+        let w = ValueWriter::open(p, ValueFileKind::Hot, 0, VALUE_FILE_HEADER).unwrap();
+        assert_eq!(w.end(), VALUE_FILE_HEADER);
     }
 }

@@ -20,7 +20,7 @@ use crate::batch::{BatchOp, WriteBatch};
 use crate::bloom::Filter;
 use crate::checkpoint::Checkpoint;
 use crate::compaction::CompactReport;
-use crate::data::{read_value, VALUE_FILE_HEADER};
+use crate::data::read_value;
 use crate::error::{Error, IoContext, Result};
 use crate::flush::{self, Flusher};
 use crate::hash::KeyHash;
@@ -185,7 +185,12 @@ impl Db {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, spec.id);
             recovering.push(recover_shard(spec.id, paths, &opts, sync_point.value)?);
         }
-        let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts)?;
+        let board = Arc::new(crate::publish::Board::announce(
+            &path,
+            crate::publish::epoch(&manifest),
+            recovering.len(),
+        )?);
+        let (shards, _) = finish_recovery(recovering, &mut sync_point, &opts, &board)?;
         let inner = Arc::new(Inner {
             manifest: manifest.clone(),
             path,
@@ -221,6 +226,13 @@ impl Db {
             }
         }
         Ok(db)
+    }
+
+    /// Opens the store at `path` read-only, beside the process that writes it (or with no writer):
+    /// no lock is taken and the writer is never blocked. The handle sees, per shard, the writer's
+    /// newest flush and follows later ones by itself; see [`ReadOnlyDb`](crate::ReadOnlyDb).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<crate::ReadOnlyDb> {
+        crate::ReadOnlyDb::open(path)
     }
 
     /// The store directory.
@@ -506,25 +518,13 @@ impl Db {
                     });
                 }
             }
-            let snap = &st.snap;
-            for b in 0..snap.ckpt.page_map.len() as u32 {
-                let mut go_on = true;
-                snap.for_each_page(b, |_, p| {
-                    for (k, loc, _) in page::entries(p) {
-                        if log_view.contains_key(k) {
-                            continue;
-                        }
-                        let (v, _) = snap.read(&loc, KeyHash::of(k).0, &shard.counters)?;
-                        if !f(k, &v) {
-                            go_on = false;
-                            return Ok(false);
-                        }
-                    }
-                    Ok(true)
-                })?;
-                if !go_on {
-                    return Ok(());
-                }
+            let shadowed = |k: &[u8]| log_view.contains_key(k);
+            if !st
+                .snap
+                .scan_from(0, &shadowed, &mut f)
+                .map_err(|(_, e)| e)?
+            {
+                return Ok(());
             }
             for (k, v) in log_view {
                 if let Some(v) = v {
@@ -898,31 +898,14 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options, durable: u64) -> Re
     let ckpt = match Checkpoint::load(&paths.checkpoint(), id)? {
         Some(c) => c,
         None => {
-            let c = Checkpoint {
-                index_slots: 1,
-                buckets: 1,
-                page_map: vec![0],
-                data_end: VALUE_FILE_HEADER,
-                hot_end: VALUE_FILE_HEADER,
-                ..Checkpoint::default()
-            };
+            let c = Checkpoint::empty();
             let f = flush::create_index(&paths.index(0), id, 0)?;
             f.sync_data()?;
             c.store(&paths.checkpoint(), id)?;
             c
         }
     };
-    let filter = if ckpt.bloom.is_empty() {
-        Filter::new(1024, opts.bloom_fpr)
-    } else {
-        Filter::from_bytes(
-            &ckpt.bloom,
-            ckpt.bloom_capacity,
-            ckpt.bloom_inserted,
-            ckpt.bloom_removed,
-        )
-        .map_err(|reason| Error::corruption(paths.checkpoint(), 0, reason))?
-    };
+    let filter = ckpt.filter(&paths.checkpoint(), opts.bloom_fpr)?;
     let fl = Flusher::open(&paths, id, &ckpt)?;
     let verified = Arc::new(flush::verified_bits(ckpt.index_slots));
     let counters = Counters::default();
@@ -1017,6 +1000,7 @@ fn finish_recovery(
     mut shards: Vec<Recovering>,
     sync_point: &mut SyncPoint,
     opts: &Arc<Options>,
+    board: &Arc<crate::publish::Board>,
 ) -> Result<(Vec<Shard>, u64)> {
     let durable = sync_point.value;
     let mut seqs: Vec<u64> = shards
@@ -1099,7 +1083,9 @@ fn finish_recovery(
         ));
     }
     let mut out = Vec::with_capacity(live.len());
-    for ((id, paths, snap, active_seg, frozen, next_log), r) in live.into_iter().zip(shards) {
+    for (position, ((id, paths, snap, active_seg, frozen, next_log), r)) in
+        live.into_iter().zip(shards).enumerate()
+    {
         let state = ShardState {
             active: LogPart::new(active_seg, 1024),
             frozen,
@@ -1118,6 +1104,8 @@ fn finish_recovery(
             heat: crate::hot::Heat::new(opts.hot_capacity_bytes),
             progress: progress.clone(),
             io: r.io,
+            board: board.clone(),
+            position,
         });
     }
     // Everything numbered below `next_seq` that survived is durable now (synced above).
@@ -1142,12 +1130,16 @@ impl Recovering {
             hot_map: None,
             direct: DirectFiles::default(),
             io: snap.io.clone(),
+            shared: false,
         }
     }
 }
 
-fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
+/// Checks every page and value a snapshot references, adding what is wrong to `report`. Pages are
+/// copied before they are validated and parsed (a `shared` snapshot's map may change under it).
+pub(crate) fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
     let map = snap.index_map.as_deref().unwrap_or(&[]);
+    let mut copy = [0u8; PAGE_SIZE];
     for (bucket, &primary) in snap.ckpt.page_map.iter().enumerate() {
         let mut slot = primary;
         let mut hops = 0;
@@ -1165,9 +1157,12 @@ fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
                 )));
                 break;
             }
-            let p = &map[at..at + PAGE_SIZE];
+            copy.copy_from_slice(&map[at..at + PAGE_SIZE]);
+            let p = &copy[..];
             report.pages_checked += 1;
-            if let Err(reason) = page::validate(p, slot, Some(bucket as u32)) {
+            if let Err(reason) =
+                page::validate(p, slot, Some(bucket as u32)).and_then(|h| snap.check_generation(&h))
+            {
                 report.problems.push(problem(reason));
                 break;
             }
@@ -1199,22 +1194,21 @@ fn check_snapshot(snap: &Snapshot, report: &mut CheckReport) {
     }
 }
 
+/// A shard's figures as its log and its table give them.
 fn shard_stats(shard: &Shard) -> ShardStats {
     let st = shard.state.read();
     let snap = &st.snap;
-    let c = &snap.ckpt;
+    let mut s = table_stats(shard.id, snap, &shard.counters);
     let mut log_records = st.active.table.len() as u64;
     let mut log_bytes = st.active.seg.len() as u64;
-    let mut table_dram = st.active.table.dram_bytes() as u64;
+    let mut log_dram = st.active.table.dram_bytes() as u64;
     for p in &st.frozen {
         log_records += p.table.len() as u64;
         log_bytes += p.seg.len() as u64;
-        table_dram += p.table.dram_bytes() as u64;
+        log_dram += p.table.dram_bytes() as u64;
     }
-    table_dram +=
-        c.page_map.len() as u64 * 4 + snap.verified.len() as u64 * 8 + shard.heat.dram_bytes();
     // Live keys: table keys, plus log puts of keys the table lacks, minus log deletes of keys it has.
-    let mut live = c.table_keys as i64;
+    let mut live = s.table_keys as i64;
     let mut log_live_bytes = 0u64;
     let mut seen: HashMap<&[u8], ()> = HashMap::new();
     for part in std::iter::once(&st.active).chain(st.frozen.iter().rev().map(|p| &**p)) {
@@ -1241,27 +1235,38 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         }
     }
     let probe = st.active.table.probe_stats();
-    let cnt = &shard.counters;
+    let heat = shard.heat.dram_bytes();
+    s.live_keys = live.max(0) as u64;
+    s.log_records = log_records;
+    s.log_bytes = log_bytes;
+    s.log_live_bytes = log_live_bytes;
+    s.table_dram_bytes += log_dram + snap.verified.len() as u64 * 8 + heat;
+    s.heat_dram_bytes = heat;
+    s.log_probe_mean = probe.mean_probe;
+    s.log_probe_max = probe.max_probe as u64;
+    s
+}
+
+/// A shard's figures as its global table (the snapshot) and its counters give them; the log fields
+/// are 0 and the live keys are the table's (a read-only handle sees no log).
+pub(crate) fn table_stats(id: u32, snap: &Snapshot, cnt: &Counters) -> ShardStats {
+    let c = &snap.ckpt;
     ShardStats {
-        shard: shard.id,
-        live_keys: live.max(0) as u64,
+        shard: id,
+        live_keys: c.table_keys,
         table_keys: c.table_keys,
-        log_records,
         table_live_bytes: c.table_live_bytes,
         buckets: c.page_map.len() as u64,
         overflow_pages: c.overflow_pages,
         table_load: c.entry_bytes as f64 / (c.page_map.len() as f64 * page::PAGE_PAYLOAD as f64),
         index_file_pages: c.index_slots as u64,
-        log_bytes,
-        log_live_bytes,
         data_bytes: c.data_end,
         data_dead_bytes: c.data_dead_bytes,
         hot_bytes: c.hot_end,
         bloom_keys: snap.filter.inserted,
         bloom_estimated_fpr: snap.filter.estimated_fpr(),
         bloom_dram_bytes: snap.filter.dram_bytes(),
-        table_dram_bytes: table_dram,
-        heat_dram_bytes: shard.heat.dram_bytes(),
+        table_dram_bytes: c.page_map.len() as u64 * 4,
         generation: c.generation,
         tiers: TiersStats::from_counters(cnt),
         gets: cnt.gets_snapshot(),
@@ -1274,8 +1279,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
         table_growths: cnt.table_growths.load(Ordering::Relaxed),
         bloom_rebuilds: cnt.bloom_rebuilds.load(Ordering::Relaxed),
         hot_rebuilds: cnt.hot_rebuilds.load(Ordering::Relaxed),
-        log_probe_mean: probe.mean_probe,
-        log_probe_max: probe.max_probe as u64,
+        ..ShardStats::default()
     }
 }
 

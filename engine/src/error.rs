@@ -59,6 +59,10 @@ pub enum Error {
     /// An earlier write or fsync failed; the handle refuses writes until the store is reopened.
     #[error("store is poisoned by an earlier I/O failure ({0}); reopen it")]
     Poisoned(String),
+    /// A read-only handle could not follow the writer: the store changed under a read faster than
+    /// the handle could reload it (for example, a table rebuilt during a scan). Retry or reopen.
+    #[error("read-only view is stale: {0}")]
+    Stale(String),
     /// The operation is not available (for example, a write on a read-only handle).
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -95,14 +95,26 @@ pub(crate) fn create_index(path: &Path, shard: u32, generation: u64) -> Result<S
     Ok(f)
 }
 
-/// Opens an index file and checks its header and length.
+/// Opens an index file for the flush and checks its header and length.
 pub(crate) fn open_index(
     path: &Path,
     shard: u32,
     generation: u64,
     slots: u32,
 ) -> Result<StorageFile> {
-    let f = io::open_rw(path)?;
+    open_index_as(path, OpenHow::READ_WRITE, shard, generation, slots)
+}
+
+/// Opens an index file the way `how` says and checks its header and that it holds `slots` pages
+/// (so a map of them can never reach past its end).
+pub(crate) fn open_index_as(
+    path: &Path,
+    how: OpenHow,
+    shard: u32,
+    generation: u64,
+    slots: u32,
+) -> Result<StorageFile> {
+    let f = io::open(path, how)?;
     let mut h = [0u8; 32];
     f.read_exact_at(&mut h, 0)?;
     if &h[..8] != INDEX_MAGIC || crc32fast::hash(&h[..28]) != le::u32_at(&h, 28) {
@@ -157,6 +169,7 @@ pub(crate) fn snapshot(
     };
     Ok(Snapshot {
         direct,
+        shared: false,
         io: io.clone(),
         index_map: io::map_read(&fl.index_file, index_len)?,
         index_path: fl.index_path.clone(),
@@ -592,6 +605,8 @@ pub(crate) fn store_checkpoint(shard: &Shard, ckpt: &mut Checkpoint) -> Result<(
     }
     let bytes = ckpt.store(&shard.paths.checkpoint(), shard.id)?;
     shard.counters.write(Tier::Meta, 1, bytes);
+    // Only once the checkpoint is durable under its name: a reader that sees the new count finds it.
+    shard.board.publish(shard.position);
     Ok(())
 }
 

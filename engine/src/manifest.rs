@@ -134,8 +134,16 @@ impl Manifest {
     /// The routing table: entry `p` is the index (in [`Self::shard_specs`] order) of the shard owning
     /// hashes whose top `bits` bits are `p`. Fails when the shards do not tile the hash space.
     pub fn routing(&self, store: &Path) -> Result<(u32, Vec<u32>)> {
-        let specs = self.shard_specs();
         let bad = |reason: String| Error::corruption(Manifest::path(store), 0, reason);
+        // A uniform layout is a power of two of at most 2^16 shards. Checked before `shard_specs`
+        // builds one spec per shard: a damaged count must be an error, not a 4-billion-entry list.
+        if self.split.is_empty() && !(self.shards.is_power_of_two() && self.shards <= 1 << 16) {
+            return Err(bad(format!(
+                "{} uniform shards do not form a valid layout",
+                self.shards
+            )));
+        }
+        let specs = self.shard_specs();
         let bits = specs.iter().map(|s| s.depth as u32).max().unwrap_or(0);
         if bits > 16 || specs.is_empty() || specs.len() != self.shards as usize {
             return Err(bad(format!(
@@ -264,6 +272,25 @@ mod tests {
         );
         m.split[2].prefix = 2; // overlap
         assert!(m.routing(dir.path()).is_err());
+    }
+
+    /// Found by the `roundtrip` fuzz target: a manifest naming 4 billion uniform shards made
+    /// `routing` allocate a spec per shard (an abort) before it checked the layout.
+    #[test]
+    fn huge_or_odd_uniform_shard_counts_are_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        for shards in [0, 3, 1 << 17, u32::MAX, 1 << 31] {
+            let m = Manifest {
+                format_version: FORMAT_VERSION,
+                layout: 1,
+                shards,
+                ssd_dir: "ssd".into(),
+                hdd_dir: "hdd".into(),
+                split: Vec::new(),
+            };
+            let e = m.routing(dir.path()).unwrap_err();
+            assert!(matches!(e, Error::Corruption { .. }), "{shards}: {e}");
+        }
     }
 
     #[test]

@@ -148,6 +148,11 @@ pub(crate) struct Snapshot {
     /// Files `get` and `multi_get` read with direct I/O.
     pub direct: DirectFiles,
     pub io: IoSetup,
+    /// Another process writes these files (this is a read-only handle's snapshot, see `reader.rs`):
+    /// the writer may reuse the slots and extents this snapshot references once it has flushed twice
+    /// more, so every page is copied out of the map and validated after the copy, on every read, and
+    /// a page newer than `ckpt.generation` is refused (the caller refreshes and retries).
+    pub shared: bool,
 }
 
 impl Snapshot {
@@ -215,6 +220,9 @@ impl Snapshot {
     ) -> Result<PageBytes<'_>> {
         let Some(file) = &self.direct.index else {
             counters.read(Tier::Index, PAGE_SIZE);
+            if self.shared {
+                return self.copied_page(slot, bucket).map(PageBytes::Read);
+            }
             return self.page(slot, bucket).map(PageBytes::Mapped);
         };
         if let Some(page) = self.cached_page(slot, counters) {
@@ -225,6 +233,24 @@ impl Snapshot {
         file.read_exact_at(&mut buf.as_mut_slice()[..PAGE_SIZE], offset)?;
         counters.read(Tier::Index, PAGE_SIZE);
         self.accept_page(buf, slot, bucket).map(PageBytes::Read)
+    }
+
+    /// A private copy of the page in `slot`, validated after the copy: the only way a `shared`
+    /// snapshot reads a page, so a concurrent rewrite by the writer process is seen whole or caught
+    /// (checksum, own slot, bucket, generation), never half-used.
+    fn copied_page(&self, slot: u32, bucket: u32) -> Result<CachedPage> {
+        let start = self.page_offset(slot)? as usize;
+        let map = self.index_map.as_deref().unwrap_or(&[]);
+        let Some(bytes) = map.get(start..start + PAGE_SIZE) else {
+            return Err(Error::corruption(
+                &self.index_path,
+                start as u64,
+                "page slot outside the index file",
+            ));
+        };
+        let mut buf = AlignedBuf::zeroed(PAGE_SIZE);
+        buf.as_mut_slice()[..PAGE_SIZE].copy_from_slice(bytes);
+        self.accept_page(buf, slot, bucket)
     }
 
     /// The cached copy of `slot`, counted as a cache hit.
@@ -247,10 +273,11 @@ impl Snapshot {
         Ok(offset)
     }
 
-    /// Validates a page read with direct I/O and caches it.
+    /// Validates a page read with direct I/O (or copied from a shared map) and caches it.
     fn accept_page(&self, buf: AlignedBuf, slot: u32, bucket: u32) -> Result<CachedPage> {
         let offset = slot as u64 * PAGE_SIZE as u64;
         page::validate(&buf.as_slice()[..PAGE_SIZE], slot, Some(bucket))
+            .and_then(|h| self.check_generation(&h))
             .map_err(|reason| Error::corruption(&self.index_path, offset, reason))?;
         let page = Arc::new(buf);
         if let Some(cache) = &self.io.cache {
@@ -259,21 +286,103 @@ impl Snapshot {
         Ok(page)
     }
 
-    /// Finds `key` in the global table.
-    pub fn find(&self, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Loc>> {
-        let bucket = KeyHash(hash).bucket(self.ckpt.buckets);
+    /// In a `shared` snapshot, refuses a page written after this snapshot's checkpoint: its slot
+    /// was freed and reused by a later flush of the writer, so it is not the page the checkpoint
+    /// references (pages in a slot only ever get newer generations).
+    pub fn check_generation(&self, h: &page::PageHeader) -> std::result::Result<(), String> {
+        if self.shared && h.generation > self.ckpt.generation {
+            return Err(format!(
+                "page of generation {} is newer than this reader's checkpoint (generation {}): \
+                 the writer reused its slot",
+                h.generation, self.ckpt.generation
+            ));
+        }
+        Ok(())
+    }
+
+    /// Walks the page chain of `bucket` the way a get reads pages (mapped, copied when `shared`, or
+    /// read with direct I/O), calling `f` with each page until it returns false.
+    pub fn walk_chain(
+        &self,
+        bucket: u32,
+        counters: &Counters,
+        mut f: impl FnMut(&[u8]) -> bool,
+    ) -> Result<()> {
         let mut slot = self.ckpt.page_map[bucket as usize];
         let mut hops = 0;
         while slot != 0 {
             let page = self.page_for_get(slot, bucket, counters)?;
-            if let Some(loc) = page::find(page.bytes(), key, hash) {
-                return Ok(Some(loc));
+            if !f(page.bytes()) {
+                return Ok(());
             }
             slot = page::header(page.bytes()).next;
             hops += 1;
             self.check_hops(slot, hops)?;
         }
-        Ok(None)
+        Ok(())
+    }
+
+    /// Finds `key` in the global table.
+    pub fn find(&self, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Loc>> {
+        let bucket = KeyHash(hash).bucket(self.ckpt.buckets);
+        let mut found = None;
+        self.walk_chain(bucket, counters, |page| {
+            found = page::find(page, key, hash);
+            found.is_none()
+        })?;
+        Ok(found)
+    }
+
+    /// Visits the entries of buckets `from..` with their values, bucket by bucket, skipping keys
+    /// `shadowed` says a newer log record hides. Stops when `f` returns false. Returns the bucket
+    /// being visited when an error struck (a read-only scan resumes there after a refresh) with the
+    /// error, or `Ok(true)` when `f` never asked to stop.
+    pub fn scan_from(
+        &self,
+        from: u32,
+        shadowed: &dyn Fn(&[u8]) -> bool,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> std::result::Result<bool, (u32, Error)> {
+        // Scans are not gets: their page and value reads stay out of the shard's counters.
+        let uncounted = Counters::default();
+        for b in from..self.ckpt.page_map.len() as u32 {
+            let mut go_on = true;
+            let mut failed = None;
+            // The bucket's entries are collected first: a bucket is visited whole or not at all, so
+            // a scan resumed at bucket `b` repeats nothing.
+            let mut entries: Vec<(Vec<u8>, Loc)> = Vec::new();
+            self.walk_chain(b, &uncounted, |p| {
+                entries.extend(page::entries(p).map(|(k, loc, _)| (k.to_vec(), loc)));
+                true
+            })
+            .map_err(|e| (b, e))?;
+            let mut values = Vec::with_capacity(entries.len());
+            for (k, loc) in &entries {
+                if shadowed(k) {
+                    continue;
+                }
+                match self.read(loc, KeyHash::of(k).0, &uncounted) {
+                    Ok((v, _)) => values.push((k, v)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err((b, e));
+            }
+            for (k, v) in values {
+                if !f(k, &v) {
+                    go_on = false;
+                    break;
+                }
+            }
+            if !go_on {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Where the value at `loc` is read from: the hot copy when there is one.
@@ -385,6 +494,10 @@ pub(crate) struct Shard {
     pub progress: Arc<parking_lot::RwLock<Option<Arc<dyn crate::db::Progress>>>>,
     /// How the shard's files are read and written (batched I/O, direct tiers, page cache).
     pub io: IoSetup,
+    /// Where each stored checkpoint is announced to read-only processes (`publish.rs`), and this
+    /// shard's position on it (its index in routing order).
+    pub board: Arc<crate::publish::Board>,
+    pub position: usize,
 }
 
 /// Makes every shard's log durable and advances the sync point (`Db`'s `sync_all`).

@@ -303,6 +303,10 @@ pub(crate) struct IoReport {
 pub struct Stats {
     /// Store format version.
     pub format_version: u32,
+    /// Present when the figures come from a read-only handle ([`crate::ReadOnlyDb`]): they are then
+    /// the flushed state it sees and its own reads; the writer's logs and counters are not included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<ReadOnlyStats>,
     /// Shard count.
     pub shards: u32,
     /// How batched I/O (`multi_get`, flush page writes) runs: `"io_uring"` or `"pread"`.
@@ -349,6 +353,15 @@ pub struct Stats {
     pub shard_key_max_deviation: f64,
     /// Per-shard figures.
     pub per_shard: Vec<ShardStats>,
+}
+
+/// What a read-only handle did to follow the writer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReadOnlyStats {
+    /// Shard snapshots reloaded since open (a flush was announced, or a read met a newer state).
+    pub reloads: u64,
+    /// Reads that failed validation on a state the writer had moved past, and were retried.
+    pub retries: u64,
 }
 
 /// Bytes on disk per tier.

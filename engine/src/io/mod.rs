@@ -13,6 +13,7 @@ mod backend;
 pub(crate) mod direct;
 pub mod fault;
 pub(crate) mod page_cache;
+pub(crate) mod shared;
 pub(crate) mod uring;
 
 use std::io::Write;
@@ -64,6 +65,18 @@ impl IoSetup {
             cache: (opts.direct_io.index && pages > 0)
                 .then(|| Arc::new(PageCache::new(pages as usize))),
         })
+    }
+}
+
+impl IoSetup {
+    /// Reads through memory maps only, batches by positioned calls, no page cache: the setup of a
+    /// read-only handle (`reader.rs`), which must not cache pages the writer may rewrite.
+    pub fn mapped() -> IoSetup {
+        IoSetup {
+            batch: BatchIo::Positioned,
+            direct: DirectIo::default(),
+            cache: None,
+        }
     }
 }
 
