@@ -5,12 +5,20 @@
 
 mod commands;
 mod config;
-mod engine;
-mod escape;
-mod input;
 mod output;
 mod progress;
 mod writer;
+
+// The parsers and the engine seam live in the library (`lib.rs`) so the fuzz targets reach them too.
+use kvtool::{escape, input};
+
+/// The library's engine seam, plus what `engine.rs` exports only to unit tests (`cfg(test)` is off
+/// in the library when the binary's tests are built).
+mod engine {
+    pub use kvtool::engine::*;
+    #[cfg(test)]
+    pub use tierkv::ShardStats;
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;
