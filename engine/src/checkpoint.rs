@@ -137,11 +137,12 @@ impl Checkpoint {
             return Err(bad(0, "not a tierkv checkpoint (bad magic)"));
         }
         // The checksum first: a flipped bit in the version field is corruption, not another version.
-        let body_len = le::u64_at(bytes, 16) as usize;
-        if (bytes.len() as u64) != 24 + body_len as u64 + 4 {
+        // Checked: a damaged length field near 2^64 must not overflow the comparison.
+        let body_len = le::u64_at(bytes, 16);
+        if body_len.checked_add(28) != Some(bytes.len() as u64) {
             return Err(bad(16, "checkpoint length does not match its header"));
         }
-        let crc_at = 24 + body_len;
+        let crc_at = 24 + body_len as usize;
         if crc32fast::hash(&bytes[..crc_at]) != le::u32_at(bytes, crc_at) {
             return Err(bad(crc_at, "checkpoint checksum mismatch"));
         }
@@ -162,7 +163,8 @@ impl Checkpoint {
         let body = &bytes[24..crc_at];
         let mut at = 0usize;
         let mut take = |n: usize| -> Result<&[u8]> {
-            if at + n > body.len() {
+            // `at <= body.len()` always; a count read from the body may be near 2^64.
+            if n > body.len() - at {
                 return Err(bad(24 + at, "checkpoint body cut short"));
             }
             let s = &body[at..at + n];
@@ -295,5 +297,31 @@ mod tests {
             assert!(Checkpoint::decode(&b, p, 4).is_err(), "flip at {i}");
         }
         assert!(Checkpoint::decode(&bytes[..bytes.len() - 1], p, 4).is_err());
+    }
+
+    /// Found by the `log_recovery` fuzz target: a length field near 2^64 overflowed the length
+    /// check (a panic with overflow checks), and a checksummed body whose Bloom length is near 2^64
+    /// overflowed the bounds check of the body reader.
+    #[test]
+    fn huge_lengths_are_corruption() {
+        let c = Checkpoint {
+            buckets: 1,
+            page_map: vec![0],
+            ..Checkpoint::default()
+        };
+        let p = Path::new("ckpt");
+        let mut bytes = c.encode(0);
+        bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        let e = Checkpoint::decode(&bytes, p, 0).unwrap_err();
+        assert!(matches!(e, Error::Corruption { offset: 16, .. }), "{e}");
+        // Bloom length field: after 24 fixed fields, one page-map slot and the free-slot count.
+        let mut bytes = c.encode(0);
+        let at = 24 + Checkpoint::FIXED_FIELDS * 8 + 4 + 8;
+        bytes[at..at + 8].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        let end = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..end]);
+        bytes[end..].copy_from_slice(&crc.to_le_bytes());
+        let e = Checkpoint::decode(&bytes, p, 0).unwrap_err();
+        assert!(matches!(e, Error::Corruption { .. }), "{e}");
     }
 }
