@@ -91,6 +91,10 @@ fn entry_at(page: &[u8], at: usize, end: usize) -> Option<(&[u8], Loc)> {
     let flags = le::u16_at(page, at);
     let key_len = (flags & KEY_LEN_MASK) as usize;
     let (hot_off, key_at) = if flags & HOT_FLAG != 0 {
+        // The hot offset is part of the entry's header: it too must lie before `end`.
+        if at + ENTRY_HEADER + 6 > end {
+            return None;
+        }
         (Some(le::u48_at(page, at + 12)), at + 18)
     } else {
         (None, at + 12)
@@ -378,5 +382,26 @@ mod tests {
         assert!(validate(&out[0].1[..], 9, Some(6))
             .unwrap_err()
             .contains("bucket"));
+    }
+
+    /// A checksummed page whose only entry is a hot one starting 16 bytes before the page end (its
+    /// 6-byte hot offset runs past the end): validating or listing it read past the page and
+    /// panicked. Confirmed through the `decoders` fuzz target with this page; now the entry is
+    /// simply not there, and the page is invalid.
+    #[test]
+    fn hot_entry_cut_by_the_page_end_is_invalid_not_a_panic() {
+        let mut page = vec![0u8; PAGE_SIZE];
+        page[4..8].copy_from_slice(MAGIC);
+        page[24..26].copy_from_slice(&1u16.to_le_bytes());
+        let (offsets, start) = layout(1);
+        let at = PAGE_SIZE - 16;
+        page[offsets..offsets + 2].copy_from_slice(&((at - start) as u16).to_le_bytes());
+        page[at..at + 2].copy_from_slice(&HOT_FLAG.to_le_bytes());
+        page[PAGE_HEADER] = fingerprint(KeyHash::of(b"").0);
+        let crc = crc32fast::hash(&page[4..]);
+        page[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(entries(&page).count(), 0);
+        assert_eq!(find(&page, b"", KeyHash::of(b"").0), None);
+        assert!(validate(&page, 0, None).is_err());
     }
 }
