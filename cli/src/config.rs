@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 
-use crate::engine::{Db, DirectIo, Error, IoEngine, Options, SyncPolicy};
+use crate::engine::{Db, DirectIo, Error, IoEngine, Options, ReadOnlyDb, Reader, SyncPolicy};
 
 /// Engine options given on the command line (before the subcommand).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -164,6 +164,35 @@ impl Global {
         match &self.db {
             Some(p) => Ok(p),
             None => bail!("no store given: pass --db DIR or set KVTOOL_DB"),
+        }
+    }
+
+    /// Opens an existing store for a command that only reads: as its writer, or — when another
+    /// process holds the writer lock — read-only beside it, saying so on stderr (unless `--quiet`).
+    pub fn open_for_reading(&self) -> anyhow::Result<Reader> {
+        match self.open(false) {
+            Ok(db) => Ok(Reader::Writer(db)),
+            Err(e) => match e.downcast_ref::<Error>() {
+                Some(Error::Locked { lock_file, .. }) => {
+                    let path = self.db_path()?;
+                    if !self.quiet {
+                        let holder = std::fs::read_to_string(lock_file)
+                            .ok()
+                            .and_then(|s| s.trim().parse::<u32>().ok())
+                            .map_or(String::new(), |pid| format!(" (pid {pid})"));
+                        eprintln!(
+                            "kvtool: {} is held by a writer{holder}: reading it read-only, as of \
+                             the writer's latest flush",
+                            path.display()
+                        );
+                    }
+                    let db = ReadOnlyDb::open(path).with_context(|| {
+                        format!("cannot open store {} read-only", path.display())
+                    })?;
+                    Ok(Reader::ReadOnly(db))
+                }
+                _ => Err(e),
+            },
         }
     }
 

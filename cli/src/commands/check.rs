@@ -15,7 +15,7 @@ pub struct CheckArgs {}
 
 /// Runs `kvtool check`.
 pub fn run(_a: &CheckArgs, g: &Global) -> anyhow::Result<u8> {
-    let db = g.open(false)?;
+    let db = g.open_for_reading()?;
     let progress = BarProgress::new(Mode::choose(g.quiet, false));
     let report = db.check(&progress).context("check could not run")?;
     db.close().context("cannot close the store")?;

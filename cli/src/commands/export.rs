@@ -59,7 +59,7 @@ pub fn run(a: &ExportArgs, g: &Global) -> anyhow::Result<u8> {
             "--json prints a summary on stdout, which the export itself uses: add -o FILE"
         );
     }
-    let db = g.open(false)?;
+    let db = g.open_for_reading()?;
     let start = Instant::now();
     let (mut out, tmp): (Box<dyn Write>, Option<PathBuf>) = match &a.output {
         None => (Box::new(stdout()), None),

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use super::{input_name, key_arg, open_input};
 use crate::config::Global;
-use crate::engine::Db;
+use crate::engine::Reader;
 use crate::escape::escape_into;
 use crate::input::lines::{Line, LineReader};
 use crate::output::stdout;
@@ -73,7 +73,7 @@ pub fn run(a: &GetArgs, g: &Global) -> anyhow::Result<u8> {
     } else {
         Form::Lines
     };
-    let db = g.open(false)?;
+    let db = g.open_for_reading()?;
     let mut w = Writer {
         threads: std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -137,7 +137,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn lookup(&mut self, db: &Db, keys: &[Vec<u8>]) -> anyhow::Result<()> {
+    fn lookup(&mut self, db: &Reader, keys: &[Vec<u8>]) -> anyhow::Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -191,7 +191,7 @@ impl Writer {
 }
 
 /// `multi_get` of `keys`, split across up to `threads` threads; values come back in key order.
-fn lookup(db: &Db, keys: &[Vec<u8>], threads: usize) -> tierkv::Result<Vec<Option<Vec<u8>>>> {
+fn lookup(db: &Reader, keys: &[Vec<u8>], threads: usize) -> tierkv::Result<Vec<Option<Vec<u8>>>> {
     let parts = threads.min(keys.len() / MIN_SHARE).max(1);
     if parts == 1 {
         return db.multi_get(keys);

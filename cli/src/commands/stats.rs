@@ -172,7 +172,7 @@ fn direct_tiers(d: &DirectIo) -> String {
 
 /// Runs `kvtool stats`.
 pub fn run(_a: &StatsArgs, g: &Global) -> anyhow::Result<u8> {
-    let db = g.open(false)?;
+    let db = g.open_for_reading()?;
     let s = db.stats();
     let th = Thresholds {
         dead_fraction: db.options().compact_dead_fraction,
@@ -191,6 +191,13 @@ pub fn run(_a: &StatsArgs, g: &Global) -> anyhow::Result<u8> {
     }
     let mut o = stdout();
     writeln!(o, "keys               {}", s.live_keys)?;
+    if let Some(ro) = &s.read_only {
+        writeln!(
+            o,
+            "  read-only view   flushed state beside a writer ({} reloads, {} retried reads)",
+            ro.reloads, ro.retries
+        )?;
+    }
     writeln!(o, "  flushed          {}", s.table_keys)?;
     writeln!(o, "live bytes         {}", bytes(d.live_bytes))?;
     writeln!(

@@ -6,8 +6,9 @@
 //! buffers in `direct.rs`; the bounded cache of index pages read with direct I/O in `page_cache.rs`;
 //! the fault-injecting backend tests put behind the trait in `fault.rs`.
 //!
-//! `unsafe` lives in this module only: memory maps (whose files this process alone writes, see the
-//! SAFETY notes), aligned allocations and io_uring submissions.
+//! `unsafe` lives in this module only: memory maps (see the SAFETY notes on who writes their files),
+//! the shared words of the publication board (`shared.rs`), aligned allocations and io_uring
+//! submissions.
 
 mod backend;
 pub(crate) mod direct;
@@ -276,10 +277,13 @@ pub(crate) fn map_read(file: &StorageFile, len: u64) -> Result<Option<Mmap>> {
     if len == 0 {
         return Ok(None);
     }
-    // SAFETY: the engine's files are written only by this process (the writer lock guarantees it) and
-    // only past the bytes that readers of this map look at, or in slots no published state references
-    // (see the out-of-place page rule in `flush.rs`); the file is never truncated below `len` while the
-    // map lives.
+    // SAFETY: the file is never truncated below `len` while the map lives (index and value files only
+    // grow; a replaced file is deleted, which keeps its pages alive for the map), so no access through
+    // it can fault. In the writer process, the bytes a published snapshot reads are never rewritten
+    // (new bytes go past them, or into slots and extents no published snapshot references: see
+    // `flush.rs`). A read-only handle of another process (`reader.rs`) may map bytes the writer later
+    // reuses: it never reads them in place, only copies them out and validates the copy, so a
+    // concurrent rewrite is seen as a checksum mismatch, never as data.
     let map = unsafe {
         MmapOptions::new()
             .len(len as usize)

@@ -8,7 +8,8 @@
 //! and SVG charts ([`report`]).
 //!
 //! `kvbench io` ([`iobench`]) measures the engine's device reads per get and `multi_get` throughput
-//! at several queue depths beside `fio` on the same files.
+//! at several queue depths beside `fio` on the same files. `kvbench readers` ([`readers`]) measures
+//! `get` thread scaling and a read-only process's throughput beside a loading writer process.
 //!
 //! Start reading at [`driver`] (what is timed and how), then [`engines`] (one adapter per engine).
 //! `docs/benchmarks.md` explains the method, the flag mappings of the external tools and the results.
@@ -20,6 +21,7 @@ pub mod hist;
 pub mod iobench;
 pub mod measure;
 pub mod orchestrate;
+pub mod readers;
 pub mod report;
 pub mod result;
 pub mod workload;

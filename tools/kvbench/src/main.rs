@@ -11,7 +11,7 @@ use kvbench::iobench::{self, IoBenchArgs};
 use kvbench::orchestrate::{self, RunArgs};
 use kvbench::result::RunFile;
 use kvbench::workload::{Overrides, Plan};
-use kvbench::{driver, engines, report};
+use kvbench::{driver, engines, readers, report};
 
 /// Benchmark tierkv against peer engines on the same workload, machine and run.
 #[derive(Debug, Parser)]
@@ -96,6 +96,51 @@ enum Cmd {
         dir: PathBuf,
         #[command(flatten)]
         w: WorkloadArgs,
+    },
+    /// `get` throughput with 1 and N reader threads (writer and read-only handles), and a read-only
+    /// handle's throughput beside a writer process that loads (docs/benchmarks.md, "Many readers").
+    Readers {
+        /// Directory for the store [default: a temporary directory under /var/tmp].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Keys to load.
+        #[arg(long, default_value_t = 2_000_000)]
+        keys: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Shards.
+        #[arg(long, default_value_t = 8)]
+        shards: u32,
+        /// Reader threads compared with one.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Repeats (medians reported).
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print the result as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The writer process of `kvbench readers` (loads keys from --first for --seconds).
+    #[command(hide = true)]
+    ReadersWriter {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        first: u64,
+        #[arg(long)]
+        value_size: usize,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long)]
+        seed: u64,
     },
     /// Device reads per get and multi_get throughput per queue depth with direct I/O, beside fio's
     /// random 4 KiB read IOPS on the store's own data files (docs/benchmarks.md, "Device reads").
@@ -302,6 +347,52 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Readers {
+            dir,
+            keys,
+            value_size,
+            shards,
+            threads,
+            seconds,
+            repeat,
+            seed,
+            json,
+        } => {
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir_in("/var/tmp").context("creating a directory")?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let args = readers::ReadersArgs {
+                dir,
+                keys,
+                value_size,
+                shards,
+                threads,
+                seconds,
+                repeat,
+                seed,
+            };
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let r = readers::run(&args, command)?;
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&r)?)?;
+            } else {
+                write!(stdout, "{}", readers::markdown(&r))?;
+            }
+            Ok(())
+        }
+        Cmd::ReadersWriter {
+            dir,
+            first,
+            value_size,
+            seconds,
+            seed,
+        } => readers::writer_process(&dir, first, value_size, seconds, seed),
         Cmd::Report { files, svg } => {
             let mut all = RunFile::default();
             for f in &files {

@@ -1,0 +1,350 @@
+//! `kvbench readers`: how `get` scales with reader threads, and what a working writer process costs
+//! a read-only process, measured in one run on one store (docs/benchmarks.md, "Many readers").
+//!
+//! Loads `keys` keys and closes the store (everything flushed into the global tables), reads every key
+//! once (so the files are in the page cache), then measures, repeat after repeat, interleaved:
+//! - `get` throughput of uniform random present keys with 1 thread and with `threads` threads, on a
+//!   writer handle (`Db::open`) and on a read-only handle (`Db::open_read_only`);
+//! - a read-only handle's 1-thread throughput on the idle store, and while a writer process (this
+//!   binary's hidden `readers-writer` command) loads new keys into the same store in batches, with
+//!   logs small enough that it flushes several times a second — so the reader keeps reloading shards.
+//!
+//! Every value read is compared with the value written: a benchmark that returned wrong data would be
+//! measuring something else. Figures are medians of the repeats; ratios are of medians taken in the
+//! same run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tierkv::{Db, Options, ReadOnlyDb, WriteBatch};
+
+use crate::measure;
+use crate::result::Machine;
+use crate::workload::Values;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct ReadersArgs {
+    /// Directory for the store.
+    pub dir: PathBuf,
+    /// Keys loaded before the measurements.
+    pub keys: u64,
+    /// Value size, bytes.
+    pub value_size: usize,
+    /// Shards.
+    pub shards: u32,
+    /// Reader threads of the scaling measurement (compared with one).
+    pub threads: usize,
+    /// Seconds per measurement.
+    pub seconds: f64,
+    /// Repeats (medians are reported).
+    pub repeat: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+/// One handle kind's thread scaling.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    /// `"writer"` (`Db::open`) or `"read-only"` (`Db::open_read_only`).
+    pub handle: String,
+    /// Median gets/s with one thread.
+    pub one_thread: f64,
+    /// Median gets/s with `threads` threads.
+    pub threads: f64,
+    /// `threads / one_thread`.
+    pub ratio: f64,
+    /// Every repeat: (one thread, `threads` threads).
+    pub repeats: Vec<(f64, f64)>,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadersReport {
+    /// The machine.
+    pub machine: Machine,
+    /// The command line.
+    pub command: String,
+    /// Keys loaded.
+    pub keys: u64,
+    /// Value size.
+    pub value_size: usize,
+    /// Shards.
+    pub shards: u32,
+    /// Threads of the scaling runs.
+    pub thread_count: usize,
+    /// Thread scaling per handle kind.
+    pub scaling: Vec<Scaling>,
+    /// Median gets/s of a read-only handle, one thread, idle store.
+    pub read_only_idle: f64,
+    /// Median gets/s of a read-only handle, one thread, while a writer process loads.
+    pub read_only_busy: f64,
+    /// `read_only_busy / read_only_idle`.
+    pub busy_ratio: f64,
+    /// Every repeat: (idle, busy).
+    pub busy_repeats: Vec<(f64, f64)>,
+    /// Keys the writer process put during the busy measurements (all repeats).
+    pub writer_keys: u64,
+    /// Shard reloads the read-only handle made during the busy measurements (it followed flushes).
+    pub reader_reloads: u64,
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key{i:013}").into_bytes()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn options(shards: u32) -> Options {
+    Options {
+        shards,
+        // The busy writer flushes several times a second; reads of the loaded keys are unaffected.
+        log_capacity_bytes: 4 << 20,
+        ..Options::default()
+    }
+}
+
+/// Gets per second of `threads` threads reading random loaded keys for `seconds`, each value checked.
+fn get_rate(
+    get: &(dyn Fn(&[u8]) -> tierkv::Result<Option<Vec<u8>>> + Sync),
+    a: &ReadersArgs,
+    values: &Values,
+    threads: usize,
+    seed: u64,
+) -> Result<f64> {
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let counts: Vec<Result<u64>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let stop = &stop;
+                s.spawn(move || -> Result<u64> {
+                    let mut rng = SmallRng::seed_from_u64(seed ^ (t as u64 + 1) << 32);
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..256 {
+                            let i = rng.gen_range(0..a.keys);
+                            let got = get(&key(i))?;
+                            ensure!(
+                                got.as_deref() == Some(values.get(a.value_size, i)),
+                                "wrong value for key {i}"
+                            );
+                        }
+                        n += 256;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs_f64(a.seconds));
+        stop.store(true, Ordering::Relaxed);
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("reader thread panicked"))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut total = 0;
+    for c in counts {
+        total += c?;
+    }
+    Ok(total as f64 / elapsed)
+}
+
+fn load(store: &Path, a: &ReadersArgs, values: &Values) -> Result<()> {
+    let db = Db::open(store, options(a.shards)).context("creating the store")?;
+    let mut batch = WriteBatch::new();
+    for i in 0..a.keys {
+        batch.put(key(i), values.get(a.value_size, i).to_vec());
+        if batch.len() == 1000 {
+            db.write_batch(&batch)?;
+            batch = WriteBatch::new();
+        }
+    }
+    db.write_batch(&batch)?;
+    db.close()?;
+    Ok(())
+}
+
+/// The writer process of the busy measurement: loads new keys (beyond the first `keys`) into the
+/// store in batches of 1000 for `seconds`, then closes; prints how many it put.
+pub fn writer_process(
+    store: &Path,
+    keys: u64,
+    value_size: usize,
+    seconds: f64,
+    seed: u64,
+) -> Result<()> {
+    let db = Db::open(store, options(1))?;
+    let values = Values::new(value_size, seed);
+    let started = Instant::now();
+    let mut i = keys;
+    while started.elapsed().as_secs_f64() < seconds {
+        let mut batch = WriteBatch::new();
+        for _ in 0..1000 {
+            batch.put(key(i), values.get(value_size, i).to_vec());
+            i += 1;
+        }
+        db.write_batch(&batch)?;
+    }
+    db.close()?;
+    println!("{}", i - keys);
+    Ok(())
+}
+
+fn spawn_writer(store: &Path, a: &ReadersArgs, first: u64) -> Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .arg("readers-writer")
+        .arg("--dir")
+        .arg(store)
+        .arg("--first")
+        .arg(first.to_string())
+        .arg("--value-size")
+        .arg(a.value_size.to_string())
+        .arg("--seconds")
+        .arg((a.seconds + 1.0).to_string())
+        .arg("--seed")
+        .arg(a.seed.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the writer process")
+}
+
+/// Runs the benchmark.
+pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
+    ensure!(a.keys >= 1000, "--keys must be at least 1000");
+    ensure!(
+        a.repeat >= 1 && a.threads >= 2,
+        "--repeat ≥ 1 and --threads ≥ 2"
+    );
+    let machine = measure::machine(&a.dir);
+    let store = a.dir.join("tierkv-readers");
+    if store.exists() {
+        std::fs::remove_dir_all(&store)?;
+    }
+    let values = Values::new(a.value_size, a.seed);
+    eprintln!("kvbench readers: loading {} keys", a.keys);
+    load(&store, a, &values)?;
+
+    let mut scaling = Vec::new();
+    {
+        let db = Db::open(&store, options(a.shards))?;
+        // Warm: every key once, so the files are in the page cache.
+        for i in 0..a.keys {
+            db.get(&key(i))?;
+        }
+        scaling.push(scale("writer", &|k| db.get(k), a, &values)?);
+        db.close()?;
+    }
+    let ro = ReadOnlyDb::open(&store)?;
+    scaling.push(scale("read-only", &|k| ro.get(k), a, &values)?);
+
+    // Idle against busy, interleaved. The writer adds keys past those already added.
+    let mut busy_repeats = Vec::new();
+    let mut writer_keys = 0u64;
+    let reloads_before = ro.stats().read_only.map_or(0, |r| r.reloads);
+    for r in 0..a.repeat {
+        let seed = a.seed ^ ((r as u64 + 1) << 16) ^ 0xB05;
+        let idle = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
+        let mut writer = spawn_writer(&store, a, a.keys + writer_keys)?;
+        // Let the writer open the store (recovery, the board) before the timed reads.
+        std::thread::sleep(Duration::from_millis(300));
+        let busy = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
+        let out = writer.wait_with_output()?;
+        ensure!(out.status.success(), "the writer process failed");
+        writer_keys += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>()?;
+        eprintln!("kvbench readers: read-only idle {idle:.0}/s, beside a writer {busy:.0}/s");
+        busy_repeats.push((idle, busy));
+    }
+    let reader_reloads = ro.stats().read_only.map_or(0, |r| r.reloads) - reloads_before;
+    let mut idle: Vec<f64> = busy_repeats.iter().map(|r| r.0).collect();
+    let mut busy: Vec<f64> = busy_repeats.iter().map(|r| r.1).collect();
+    let (read_only_idle, read_only_busy) = (median(&mut idle), median(&mut busy));
+    Ok(ReadersReport {
+        machine,
+        command,
+        keys: a.keys,
+        value_size: a.value_size,
+        shards: a.shards,
+        thread_count: a.threads,
+        scaling,
+        read_only_idle,
+        read_only_busy,
+        busy_ratio: read_only_busy / read_only_idle,
+        busy_repeats,
+        writer_keys,
+        reader_reloads,
+    })
+}
+
+fn scale(
+    handle: &str,
+    get: &(dyn Fn(&[u8]) -> tierkv::Result<Option<Vec<u8>>> + Sync),
+    a: &ReadersArgs,
+    values: &Values,
+) -> Result<Scaling> {
+    let mut repeats = Vec::new();
+    for r in 0..a.repeat {
+        let seed = a.seed ^ ((r as u64 + 1) << 8);
+        let one = get_rate(get, a, values, 1, seed)?;
+        let many = get_rate(get, a, values, a.threads, seed)?;
+        eprintln!(
+            "kvbench readers: {handle}: 1 thread {one:.0}/s, {} threads {many:.0}/s",
+            a.threads
+        );
+        repeats.push((one, many));
+    }
+    let mut one: Vec<f64> = repeats.iter().map(|r| r.0).collect();
+    let mut many: Vec<f64> = repeats.iter().map(|r| r.1).collect();
+    let (one_thread, threads) = (median(&mut one), median(&mut many));
+    Ok(Scaling {
+        handle: handle.to_string(),
+        one_thread,
+        threads,
+        ratio: threads / one_thread,
+        repeats,
+    })
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &ReadersReport) -> String {
+    let mut s = format!(
+        "{} keys of {} B values, {} shards, median of {} repeats; machine: {} × {}, {}, commit {}.\n\n\
+         Command: `{}`\n\n| handle | 1 thread gets/s | {} threads gets/s | ratio |\n|---|--:|--:|--:|\n",
+        r.keys,
+        r.value_size,
+        r.shards,
+        r.busy_repeats.len(),
+        r.machine.cores,
+        r.machine.cpu,
+        r.machine.kernel,
+        r.machine.git_commit,
+        r.command,
+        r.thread_count
+    );
+    for x in &r.scaling {
+        s += &format!(
+            "| {} | {:.0} | {:.0} | {:.2}× |\n",
+            x.handle, x.one_thread, x.threads, x.ratio
+        );
+    }
+    s += &format!(
+        "\nRead-only handle, 1 thread: idle store {:.0} gets/s; beside a writer process loading \
+         ({} keys put, {} shard reloads by the reader) {:.0} gets/s: **{:.0} %** of idle.\n",
+        r.read_only_idle,
+        r.writer_keys,
+        r.reader_reloads,
+        r.read_only_busy,
+        r.busy_ratio * 100.0
+    );
+    s
+}
