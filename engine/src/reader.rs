@@ -371,7 +371,7 @@ impl ReadOnlyDb {
 #[inline]
 fn lookup(snap: &Snapshot, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Vec<u8>>> {
     if !snap.filter.may_contain(hash) {
-        counters.bloom_negatives.fetch_add(1, Ordering::Relaxed);
+        counters.bloom_negative();
         counters.served(Served::AbsentByBloom);
         return Ok(None);
     }
@@ -382,9 +382,7 @@ fn lookup(snap: &Snapshot, key: &[u8], hash: u64, counters: &Counters) -> Result
             Ok(Some(v))
         }
         None => {
-            counters
-                .bloom_false_positives
-                .fetch_add(1, Ordering::Relaxed);
+            counters.bloom_false_positive();
             counters.served(Served::AbsentAfterPage);
             Ok(None)
         }

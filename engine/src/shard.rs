@@ -554,9 +554,7 @@ impl Shard {
             });
         }
         if !st.snap.filter.may_contain(hash) {
-            self.counters
-                .bloom_negatives
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.bloom_negative();
             self.counters.served(Served::AbsentByBloom);
             return Some(None);
         }
@@ -571,9 +569,7 @@ impl Shard {
 
     /// Counts a get the global table answered "absent" (a Bloom false positive).
     fn count_absent_after_page(&self) {
-        self.counters
-            .bloom_false_positives
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.bloom_false_positive();
         self.counters.served(Served::AbsentAfterPage);
     }
 

@@ -1,6 +1,7 @@
 //! Counters: what every shard does, per tier, and the serializable [`Stats`] snapshot `Db::stats()`
-//! returns. Counting is relaxed-atomic and per shard so readers on different shards never share a
-//! counter cache line. Cumulative bytes written per tier are persisted in each shard's checkpoint.
+//! returns. Counting is relaxed-atomic and per shard, and the counters a read bumps are striped per
+//! thread, so readers never share a counter cache line with readers of other shards and rarely with
+//! readers of the same shard. Cumulative bytes written per tier are persisted in each shard's checkpoint.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -24,12 +25,9 @@ pub enum Tier {
 /// Number of [`Tier`]s.
 pub const TIERS: usize = 5;
 
-/// Operations and bytes, read and written, on one tier.
+/// Operations and bytes written to one tier (reads are counted in [`ReadStripe`]s).
 #[derive(Debug, Default)]
 pub(crate) struct TierCounters {
-    pub cache_hits: AtomicU64,
-    pub read_ops: AtomicU64,
-    pub read_bytes: AtomicU64,
     pub write_ops: AtomicU64,
     pub write_bytes: AtomicU64,
 }
@@ -45,16 +43,42 @@ pub(crate) enum Served {
     AbsentAfterPage,
 }
 
+/// Stripes of the read counters per shard. Each thread counts in one stripe (chosen round robin at
+/// its first count), so threads reading the same shard do not bounce one cache line between cores
+/// on every get; a snapshot sums the stripes.
+const STRIPES: usize = 4;
+
+/// The counters every read bumps, one stripe's worth (aligned so stripes share no cache line).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct ReadStripe {
+    read_ops: [AtomicU64; TIERS],
+    read_bytes: [AtomicU64; TIERS],
+    cache_hits: [AtomicU64; TIERS],
+    gets: AtomicU64,
+    served: [AtomicU64; 6],
+    bloom_negatives: AtomicU64,
+    bloom_false_positives: AtomicU64,
+}
+
+/// This thread's stripe.
+#[inline]
+fn my_stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
 /// A shard's live counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub tiers: [TierCounters; TIERS],
+    reads: [ReadStripe; STRIPES],
     pub puts: AtomicU64,
     pub deletes: AtomicU64,
-    pub gets: AtomicU64,
-    pub served: [AtomicU64; 6],
-    pub bloom_negatives: AtomicU64,
-    pub bloom_false_positives: AtomicU64,
     pub flushes: AtomicU64,
     pub pages_written: AtomicU64,
     pub table_growths: AtomicU64,
@@ -66,16 +90,25 @@ pub(crate) struct Counters {
 
 impl Counters {
     #[inline]
+    fn stripe(&self) -> &ReadStripe {
+        &self.reads[my_stripe()]
+    }
+
+    fn sum(&self, f: impl Fn(&ReadStripe) -> &AtomicU64) -> u64 {
+        self.reads.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+
+    #[inline]
     pub fn read(&self, tier: Tier, bytes: usize) {
-        let t = &self.tiers[tier as usize];
-        t.read_ops.fetch_add(1, Relaxed);
-        t.read_bytes.fetch_add(bytes as u64, Relaxed);
+        let s = self.stripe();
+        s.read_ops[tier as usize].fetch_add(1, Relaxed);
+        s.read_bytes[tier as usize].fetch_add(bytes as u64, Relaxed);
     }
 
     /// A read answered by the engine's page cache (it never reached the file).
     #[inline]
     pub fn cache_hit(&self, tier: Tier) {
-        self.tiers[tier as usize].cache_hits.fetch_add(1, Relaxed);
+        self.stripe().cache_hits[tier as usize].fetch_add(1, Relaxed);
     }
 
     #[inline]
@@ -87,8 +120,29 @@ impl Counters {
 
     #[inline]
     pub fn served(&self, s: Served) {
-        self.gets.fetch_add(1, Relaxed);
-        self.served[s as usize].fetch_add(1, Relaxed);
+        let stripe = self.stripe();
+        stripe.gets.fetch_add(1, Relaxed);
+        stripe.served[s as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A get the Bloom filter answered "absent".
+    #[inline]
+    pub fn bloom_negative(&self) {
+        self.stripe().bloom_negatives.fetch_add(1, Relaxed);
+    }
+
+    /// A get the Bloom filter let through for a key the table does not hold.
+    #[inline]
+    pub fn bloom_false_positive(&self) {
+        self.stripe().bloom_false_positives.fetch_add(1, Relaxed);
+    }
+
+    pub fn bloom_negatives(&self) -> u64 {
+        self.sum(|s| &s.bloom_negatives)
+    }
+
+    pub fn bloom_false_positives(&self) -> u64 {
+        self.sum(|s| &s.bloom_false_positives)
     }
 
     /// Bytes written to `tier` since the store was created (persisted part + this session).
@@ -99,10 +153,11 @@ impl Counters {
 
     pub fn tier_snapshot(&self, tier: Tier) -> TierStats {
         let t = &self.tiers[tier as usize];
+        let i = tier as usize;
         TierStats {
-            cache_hits: t.cache_hits.load(Relaxed),
-            read_ops: t.read_ops.load(Relaxed),
-            read_bytes: t.read_bytes.load(Relaxed),
+            cache_hits: self.sum(|s| &s.cache_hits[i]),
+            read_ops: self.sum(|s| &s.read_ops[i]),
+            read_bytes: self.sum(|s| &s.read_bytes[i]),
             write_ops: t.write_ops.load(Relaxed),
             write_bytes: t.write_bytes.load(Relaxed),
             written_bytes_total: self.written_total(tier),
@@ -110,9 +165,9 @@ impl Counters {
     }
 
     pub fn gets_snapshot(&self) -> GetStats {
-        let s = |x: Served| self.served[x as usize].load(Relaxed);
+        let s = |x: Served| self.sum(|st| &st.served[x as usize]);
         GetStats {
-            total: self.gets.load(Relaxed),
+            total: self.sum(|st| &st.gets),
             from_log: s(Served::Log),
             from_hot: s(Served::Hot),
             from_data: s(Served::Data),

@@ -95,6 +95,9 @@ pub struct ReadersReport {
     pub reader_reloads: u64,
 }
 
+/// A `get` on one of the handles measured.
+type GetFn<'a> = dyn Fn(&[u8]) -> tierkv::Result<Option<Vec<u8>>> + Sync + 'a;
+
 fn key(i: u64) -> Vec<u8> {
     format!("key{i:013}").into_bytes()
 }
@@ -115,7 +118,7 @@ fn options(shards: u32) -> Options {
 
 /// Gets per second of `threads` threads reading random loaded keys for `seconds`, each value checked.
 fn get_rate(
-    get: &(dyn Fn(&[u8]) -> tierkv::Result<Option<Vec<u8>>> + Sync),
+    get: &GetFn,
     a: &ReadersArgs,
     values: &Values,
     threads: usize,
@@ -255,7 +258,7 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
     for r in 0..a.repeat {
         let seed = a.seed ^ ((r as u64 + 1) << 16) ^ 0xB05;
         let idle = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
-        let mut writer = spawn_writer(&store, a, a.keys + writer_keys)?;
+        let writer = spawn_writer(&store, a, a.keys + writer_keys)?;
         // Let the writer open the store (recovery, the board) before the timed reads.
         std::thread::sleep(Duration::from_millis(300));
         let busy = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
@@ -288,7 +291,7 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
 
 fn scale(
     handle: &str,
-    get: &(dyn Fn(&[u8]) -> tierkv::Result<Option<Vec<u8>>> + Sync),
+    get: &GetFn,
     a: &ReadersArgs,
     values: &Values,
 ) -> Result<Scaling> {
