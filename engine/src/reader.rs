@@ -304,15 +304,24 @@ impl ReadOnlyDb {
     }
 
     /// Reloads `shard` when the board says its writer stored a newer checkpoint than the one read.
+    /// When another thread is already reloading, this one goes on with the snapshot it has (still
+    /// correct, one flush older) rather than wait.
     #[inline]
     fn catch_up(&self, view: &View, shard: &ReaderShard) -> Result<()> {
-        if let Some(board) = view
+        let Some(board) = view
             .board
             .as_ref()
             .filter(|_| self.follow.load(Ordering::Relaxed))
-        {
-            if board.count(shard.position) != shard.seen.load(Ordering::Acquire) {
-                self.reload_shard(view, shard, None)?;
+        else {
+            return Ok(());
+        };
+        let moved = || board.count(shard.position) != shard.seen.load(Ordering::Acquire);
+        if moved() {
+            if let Some(_one) = self.reloading.try_lock() {
+                // Checked again under the lock: another thread may have just reloaded it.
+                if moved() {
+                    self.reload_shard_locked(view, shard, None)?;
+                }
             }
         }
         Ok(())
