@@ -46,6 +46,58 @@ struct WorkloadArgs {
     seed: u64,
 }
 
+/// The store and timing flags shared by `kvbench io` and `kvbench readers` (both load their own store).
+#[derive(Debug, Args)]
+struct StoreBenchArgs {
+    /// Directory for the store [default: a temporary directory under /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keys to load.
+    #[arg(long, default_value_t = 2_000_000)]
+    keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Shards.
+    #[arg(long, default_value_t = 8)]
+    shards: u32,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print the report as JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+}
+
+impl StoreBenchArgs {
+    /// The benchmark directory: `--dir`, or a new one under /var/tmp (not /tmp: it may be a tmpfs,
+    /// where O_DIRECT fails and fio would measure RAM), removed when the guard drops.
+    fn dir(&self) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+        match &self.dir {
+            Some(d) => Ok((None, d.clone())),
+            None => {
+                let tmp = tempfile::tempdir_in("/var/tmp").context("creating a directory")?;
+                let path = tmp.path().to_path_buf();
+                Ok((Some(tmp), path))
+            }
+        }
+    }
+
+    /// Prints the report as JSON (`--json`) or Markdown.
+    fn print<T: serde::Serialize>(&self, report: &T, markdown: &str) -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            writeln!(stdout, "{}", serde_json::to_string_pretty(report)?)?;
+        } else {
+            write!(stdout, "{markdown}")?;
+        }
+        Ok(())
+    }
+}
+
 impl WorkloadArgs {
     fn overrides(&self) -> Overrides {
         Overrides {
@@ -100,33 +152,14 @@ enum Cmd {
     /// `get` throughput with 1 and N reader threads (writer and read-only handles), and a read-only
     /// handle's throughput beside a writer process that loads (docs/benchmarks.md, "Many readers").
     Readers {
-        /// Directory for the store [default: a temporary directory under /var/tmp].
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Keys to load.
-        #[arg(long, default_value_t = 2_000_000)]
-        keys: u64,
-        /// Value size in bytes.
-        #[arg(long, default_value_t = 100)]
-        value_size: usize,
-        /// Shards.
-        #[arg(long, default_value_t = 8)]
-        shards: u32,
+        #[command(flatten)]
+        s: StoreBenchArgs,
         /// Reader threads compared with one.
         #[arg(long, default_value_t = 2)]
         threads: usize,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
         /// Repeats (medians reported).
         #[arg(long, default_value_t = 5)]
         repeat: usize,
-        /// Seed of every random choice.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Print the result as JSON instead of the table.
-        #[arg(long)]
-        json: bool,
     },
     /// The writer process of `kvbench readers` (loads keys from --first for --seconds).
     #[command(hide = true)]
@@ -145,24 +178,11 @@ enum Cmd {
     /// Device reads per get and multi_get throughput per queue depth with direct I/O, beside fio's
     /// random 4 KiB read IOPS on the store's own data files (docs/benchmarks.md, "Device reads").
     Io {
-        /// Directory for the store and fio's reads [default: a temporary directory under /var/tmp].
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Keys to load.
-        #[arg(long, default_value_t = 2_000_000)]
-        keys: u64,
-        /// Value size in bytes.
-        #[arg(long, default_value_t = 100)]
-        value_size: usize,
-        /// Shards.
-        #[arg(long, default_value_t = 8)]
-        shards: u32,
+        #[command(flatten)]
+        s: StoreBenchArgs,
         /// Queue depths, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
         depths: Vec<usize>,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
         /// Repeats per depth, engine and fio interleaved (medians reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
@@ -175,12 +195,6 @@ enum Cmd {
         /// Do not run fio (no device baseline, no ratios).
         #[arg(long)]
         no_fio: bool,
-        /// Seed of every random choice.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Print the report as JSON instead of Markdown.
-        #[arg(long)]
-        json: bool,
         /// Save `<stamp>-io.json` and `.md` in this directory.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -289,41 +303,27 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Io {
-            dir,
-            keys,
-            value_size,
-            shards,
+            s,
             depths,
-            seconds,
             repeat,
             page_cache,
             sample_gets,
             no_fio,
-            seed,
-            json,
             out,
         } => {
-            // Not /tmp: it may be a tmpfs, where O_DIRECT fails and fio would measure RAM.
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir_in("/var/tmp").context("creating a directory")?;
-                    tmp.path().to_path_buf()
-                }
-            };
+            let (_tmp, dir) = s.dir()?;
             let args = IoBenchArgs {
                 dir,
-                keys,
-                value_size,
-                shards,
+                keys: s.keys,
+                value_size: s.value_size,
+                shards: s.shards,
                 depths,
-                seconds,
+                seconds: s.seconds,
                 repeat,
                 page_cache_bytes: page_cache,
                 sample_gets,
                 no_fio,
-                seed,
+                seed: s.seed,
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let r = iobench::run(&args, command)?;
@@ -339,52 +339,23 @@ fn real_main(cli: Cli) -> Result<()> {
                 std::fs::write(base.with_extension("md"), &md)?;
                 eprintln!("kvbench: saved {}.json", base.display());
             }
-            let mut stdout = std::io::stdout().lock();
-            if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&r)?)?;
-            } else {
-                write!(stdout, "{md}")?;
-            }
-            Ok(())
+            s.print(&r, &md)
         }
-        Cmd::Readers {
-            dir,
-            keys,
-            value_size,
-            shards,
-            threads,
-            seconds,
-            repeat,
-            seed,
-            json,
-        } => {
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir_in("/var/tmp").context("creating a directory")?;
-                    tmp.path().to_path_buf()
-                }
-            };
+        Cmd::Readers { s, threads, repeat } => {
+            let (_tmp, dir) = s.dir()?;
             let args = readers::ReadersArgs {
                 dir,
-                keys,
-                value_size,
-                shards,
+                keys: s.keys,
+                value_size: s.value_size,
+                shards: s.shards,
                 threads,
-                seconds,
+                seconds: s.seconds,
                 repeat,
-                seed,
+                seed: s.seed,
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let r = readers::run(&args, command)?;
-            let mut stdout = std::io::stdout().lock();
-            if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&r)?)?;
-            } else {
-                write!(stdout, "{}", readers::markdown(&r))?;
-            }
-            Ok(())
+            s.print(&r, &readers::markdown(&r))
         }
         Cmd::ReadersWriter {
             dir,
