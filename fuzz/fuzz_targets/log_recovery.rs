@@ -27,12 +27,13 @@ struct Template {
 }
 
 fn options() -> Options {
-    let mut o = Options::default();
-    o.shards = 2;
-    o.log_capacity_bytes = 4096;
-    o.background_flush = false;
-    o.hot_capacity_bytes = 1 << 16;
-    o
+    Options {
+        shards: 2,
+        log_capacity_bytes: 4096,
+        background_flush: false,
+        hot_capacity_bytes: 1 << 16,
+        ..Options::default()
+    }
 }
 
 fn template() -> &'static Template {

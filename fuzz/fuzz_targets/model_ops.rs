@@ -72,12 +72,13 @@ struct Input {
 }
 
 fn options(shards: u32) -> Options {
-    let mut o = Options::default();
-    o.shards = shards;
-    o.log_capacity_bytes = 4096;
-    o.background_flush = false;
-    o.hot_capacity_bytes = 1 << 16;
-    o
+    Options {
+        shards,
+        log_capacity_bytes: 4096,
+        background_flush: false,
+        hot_capacity_bytes: 1 << 16,
+        ..Options::default()
+    }
 }
 
 fn scan_matches(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
