@@ -89,6 +89,13 @@ pub struct ReadersReport {
     pub busy_ratio: f64,
     /// Every repeat: (idle, busy).
     pub busy_repeats: Vec<(f64, f64)>,
+    /// Median gets per second of the reader thread's own CPU time, idle store: what a get costs,
+    /// apart from how much of a core the reader got.
+    pub read_only_idle_per_cpu_second: f64,
+    /// The same beside the writer process.
+    pub read_only_busy_per_cpu_second: f64,
+    /// Every repeat: (idle, busy) gets per CPU-second.
+    pub cpu_repeats: Vec<(f64, f64)>,
     /// Keys the writer process put during the busy measurements (all repeats).
     pub writer_keys: u64,
     /// Shard reloads the read-only handle made during the busy measurements (it followed flushes).
@@ -116,21 +123,34 @@ fn options(shards: u32) -> Options {
     }
 }
 
-/// Gets per second of `threads` threads reading random loaded keys for `seconds`, each value checked.
+/// CPU time this thread has used, seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` into the valid, exclusively borrowed `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// What `threads` threads reading random loaded keys for `seconds` did, each value checked:
+/// gets per second of wall time, and gets per second of the readers' own CPU time.
 fn get_rate(
     get: &GetFn,
     a: &ReadersArgs,
     values: &Values,
     threads: usize,
     seed: u64,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
-    let counts: Vec<Result<u64>> = std::thread::scope(|s| {
+    let counts: Vec<Result<(u64, f64)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let stop = &stop;
-                s.spawn(move || -> Result<u64> {
+                s.spawn(move || -> Result<(u64, f64)> {
+                    let cpu = thread_cpu_seconds();
                     let mut rng = SmallRng::seed_from_u64(seed ^ (t as u64 + 1) << 32);
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -144,7 +164,7 @@ fn get_rate(
                         }
                         n += 256;
                     }
-                    Ok(n)
+                    Ok((n, thread_cpu_seconds() - cpu))
                 })
             })
             .collect();
@@ -156,11 +176,13 @@ fn get_rate(
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let mut total = 0;
+    let (mut total, mut cpu) = (0, 0.0);
     for c in counts {
-        total += c?;
+        let (n, seconds) = c?;
+        total += n;
+        cpu += seconds;
     }
-    Ok(total as f64 / elapsed)
+    Ok((total as f64 / elapsed, total as f64 / cpu))
 }
 
 fn load(store: &Path, a: &ReadersArgs, values: &Values) -> Result<()> {
@@ -253,25 +275,33 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
 
     // Idle against busy, interleaved. The writer adds keys past those already added.
     let mut busy_repeats = Vec::new();
+    let mut cpu_repeats = Vec::new();
     let mut writer_keys = 0u64;
     let reloads_before = ro.stats().read_only.map_or(0, |r| r.reloads);
     for r in 0..a.repeat {
         let seed = a.seed ^ ((r as u64 + 1) << 16) ^ 0xB05;
-        let idle = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
+        let (idle, idle_cpu) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
         let writer = spawn_writer(&store, a, a.keys + writer_keys)?;
         // Let the writer open the store (recovery, the board) before the timed reads.
         std::thread::sleep(Duration::from_millis(300));
-        let busy = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
+        let (busy, busy_cpu) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
         let out = writer.wait_with_output()?;
         ensure!(out.status.success(), "the writer process failed");
         writer_keys += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>()?;
-        eprintln!("kvbench readers: read-only idle {idle:.0}/s, beside a writer {busy:.0}/s");
+        eprintln!(
+            "kvbench readers: read-only idle {idle:.0}/s ({idle_cpu:.0} per CPU-second), beside a \
+             writer {busy:.0}/s ({busy_cpu:.0} per CPU-second)"
+        );
         busy_repeats.push((idle, busy));
+        cpu_repeats.push((idle_cpu, busy_cpu));
     }
     let reader_reloads = ro.stats().read_only.map_or(0, |r| r.reloads) - reloads_before;
     let mut idle: Vec<f64> = busy_repeats.iter().map(|r| r.0).collect();
     let mut busy: Vec<f64> = busy_repeats.iter().map(|r| r.1).collect();
     let (read_only_idle, read_only_busy) = (median(&mut idle), median(&mut busy));
+    let mut idle_cpu: Vec<f64> = cpu_repeats.iter().map(|r| r.0).collect();
+    let mut busy_cpu: Vec<f64> = cpu_repeats.iter().map(|r| r.1).collect();
+    let (idle_per_cpu, busy_per_cpu) = (median(&mut idle_cpu), median(&mut busy_cpu));
     Ok(ReadersReport {
         machine,
         command,
@@ -284,22 +314,20 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
         read_only_busy,
         busy_ratio: read_only_busy / read_only_idle,
         busy_repeats,
+        read_only_idle_per_cpu_second: idle_per_cpu,
+        read_only_busy_per_cpu_second: busy_per_cpu,
+        cpu_repeats,
         writer_keys,
         reader_reloads,
     })
 }
 
-fn scale(
-    handle: &str,
-    get: &GetFn,
-    a: &ReadersArgs,
-    values: &Values,
-) -> Result<Scaling> {
+fn scale(handle: &str, get: &GetFn, a: &ReadersArgs, values: &Values) -> Result<Scaling> {
     let mut repeats = Vec::new();
     for r in 0..a.repeat {
         let seed = a.seed ^ ((r as u64 + 1) << 8);
-        let one = get_rate(get, a, values, 1, seed)?;
-        let many = get_rate(get, a, values, a.threads, seed)?;
+        let one = get_rate(get, a, values, 1, seed)?.0;
+        let many = get_rate(get, a, values, a.threads, seed)?.0;
         eprintln!(
             "kvbench readers: {handle}: 1 thread {one:.0}/s, {} threads {many:.0}/s",
             a.threads
@@ -348,6 +376,14 @@ pub fn markdown(r: &ReadersReport) -> String {
         r.reader_reloads,
         r.read_only_busy,
         r.busy_ratio * 100.0
+    );
+    s += &format!(
+        "Per second of the reader thread's own CPU time: idle {:.0} gets, beside the writer {:.0} \
+         gets ({:.0} %) — what a get costs, whatever share of a core the reader gets beside the \
+         writer.\n",
+        r.read_only_idle_per_cpu_second,
+        r.read_only_busy_per_cpu_second,
+        r.read_only_busy_per_cpu_second / r.read_only_idle_per_cpu_second * 100.0
     );
     s
 }
