@@ -1131,6 +1131,7 @@ impl Recovering {
             direct: DirectFiles::default(),
             io: snap.io.clone(),
             shared: false,
+            published: 0,
         }
     }
 }

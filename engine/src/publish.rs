@@ -15,7 +15,10 @@
 //! shard's word, then stores the layout's epoch (a hash of the manifest): a reader whose epoch differs
 //! reloads the manifest and every shard (a rebalance or split happened).
 //!
-//! The board is advisory: it says *when* to look, never *what* is valid. A reader that loads a stale
+//! While a shard's count stays where it was when a reader read its checkpoint, nothing that checkpoint
+//! references is being rewritten (the writer reuses a page or extent only in the flush after the next
+//! one): a reader may then read the pages in place, checking the count again after the read (a seqlock
+//! on the count). Otherwise the board is advisory: it says *when* to look, never *what* is valid. A reader that loads a stale
 //! word only reloads later (it still validates every page and value it reads), and a reader of a store
 //! without a board (or with a damaged one) just never reloads by itself.
 
@@ -70,6 +73,10 @@ impl Board {
     /// The writer's side: the shard at `position` has stored a new checkpoint.
     pub fn publish(&self, position: usize) {
         self.words.add(HEADER_WORDS + position, 1);
+        // No write of a later flush (the one that may reuse what a reader's older checkpoint
+        // references) may become visible before the new count: readers that find the count
+        // unchanged after reading in place rely on it (`reader.rs`, `read_in_place`).
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A reader's side: the store's board, or `None` when it has none (or not one of this version).

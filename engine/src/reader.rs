@@ -144,8 +144,14 @@ impl ReadOnlyDb {
             let shard = &view.shards[view.route[hash.shard(view.route_bits) as usize] as usize];
             self.catch_up(&view, shard)?;
             let snap = shard.snap.load();
-            let err = match lookup(&snap, key, hash.0, &shard.counters) {
-                Ok(v) => return Ok(v),
+            if let Some(answer) = self.read_in_place(&view, shard, &snap, key, hash.0) {
+                return answer;
+            }
+            let err = match lookup(&snap, key, hash.0, &shard.counters, true) {
+                Ok((v, served)) => {
+                    shard.counters.served(served);
+                    return Ok(v);
+                }
                 Err(e) if moved_on(&e) => e,
                 Err(e) => return Err(e),
             };
@@ -163,6 +169,45 @@ impl ReadOnlyDb {
     /// The values of many keys, in order.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
         keys.iter().map(|k| self.get(k.as_ref())).collect()
+    }
+
+    /// The fast path of a get: reads the snapshot's pages in place (each validated once, like the
+    /// writer does) when the shard's publication count is the one loaded before the snapshot's
+    /// checkpoint was read, both before and after the read. While it stays there, the writer has not
+    /// stored the checkpoint after it (or has, without announcing it yet), and the pages and extents
+    /// this snapshot references are rewritten only by the flush after *that* one — so nothing read
+    /// was being rewritten. `None`: take the copying path (no board, not following, the count moved,
+    /// or the read failed).
+    #[inline]
+    fn read_in_place(
+        &self,
+        view: &View,
+        shard: &ReaderShard,
+        snap: &Snapshot,
+        key: &[u8],
+        hash: u64,
+    ) -> Option<Result<Option<Vec<u8>>>> {
+        let board = view
+            .board
+            .as_ref()
+            .filter(|_| self.follow.load(Ordering::Relaxed))?;
+        if board.count(shard.position) != snap.published {
+            return None;
+        }
+        let answer = lookup(snap, key, hash, &shard.counters, false);
+        // Orders the reads above before the count's second load (the seqlock reader's fence).
+        std::sync::atomic::fence(Ordering::Acquire);
+        if board.count(shard.position) != snap.published {
+            return None;
+        }
+        match answer {
+            Ok((v, served)) => {
+                shard.counters.served(served);
+                Some(Ok(v))
+            }
+            Err(e) if moved_on(&e) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
     /// Catches up with the writer now: reloads the manifest when the layout changed (a rebalance or
@@ -352,7 +397,7 @@ impl ReadOnlyDb {
             return Ok(true);
         }
         let count = view.board.as_ref().map_or(0, |b| b.count(shard.position));
-        match load_snapshot(&shard.paths, shard.id) {
+        match load_snapshot(&shard.paths, shard.id, count) {
             Ok(snap) => {
                 shard.seen.store(count, Ordering::Release);
                 if same_state(&snap.ckpt, &current.ckpt) {
@@ -376,24 +421,29 @@ impl ReadOnlyDb {
     }
 }
 
-/// The answer for `key` in one snapshot: Bloom filter, then page chain, then value.
+/// The answer for `key` in one snapshot — Bloom filter, then page chain (pages copied out first when
+/// `copy`), then value — and where it was served from (the caller counts the get once it keeps the
+/// answer; the reads themselves are counted as they happen).
 #[inline]
-fn lookup(snap: &Snapshot, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Vec<u8>>> {
+fn lookup(
+    snap: &Snapshot,
+    key: &[u8],
+    hash: u64,
+    counters: &Counters,
+    copy: bool,
+) -> Result<(Option<Vec<u8>>, Served)> {
     if !snap.filter.may_contain(hash) {
         counters.bloom_negative();
-        counters.served(Served::AbsentByBloom);
-        return Ok(None);
+        return Ok((None, Served::AbsentByBloom));
     }
-    match snap.find(key, hash, counters)? {
+    match snap.find_as(key, hash, counters, copy)? {
         Some(loc) => {
             let (v, served) = snap.read(&loc, hash, counters)?;
-            counters.served(served);
-            Ok(Some(v))
+            Ok((Some(v), served))
         }
         None => {
             counters.bloom_false_positive();
-            counters.served(Served::AbsentAfterPage);
-            Ok(None)
+            Ok((None, Served::AbsentAfterPage))
         }
     }
 }
@@ -457,7 +507,7 @@ fn build_view(store: &Path) -> Result<View> {
         for (position, spec) in manifest.shard_specs().into_iter().enumerate() {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, spec.id);
             let count = board.as_ref().map_or(0, |b| b.count(position));
-            match load_snapshot(&paths, spec.id) {
+            match load_snapshot(&paths, spec.id, count) {
                 Ok(snap) => shards.push(ReaderShard {
                     id: spec.id,
                     position,
@@ -496,7 +546,7 @@ fn build_view(store: &Path) -> Result<View> {
 
 /// A snapshot of one shard's newest checkpoint over read-only maps of its files. A shard the writer
 /// has not created yet reads as empty.
-fn load_snapshot(paths: &ShardPaths, id: u32) -> Result<Snapshot> {
+fn load_snapshot(paths: &ShardPaths, id: u32, published: u64) -> Result<Snapshot> {
     let ckpt_path = paths.checkpoint();
     let (mut ckpt, exists) = match Checkpoint::load(&ckpt_path, id)? {
         Some(c) => (c, true),
@@ -525,12 +575,13 @@ fn load_snapshot(paths: &ShardPaths, id: u32) -> Result<Snapshot> {
     } else {
         (None, None, None)
     };
+    let verified = Arc::new(crate::flush::verified_bits(ckpt.index_slots));
     Ok(Snapshot {
         ckpt,
         filter,
         index_path,
         index_map,
-        verified: Arc::new(Vec::new()),
+        verified,
         data_path,
         data_map,
         hot_path,
@@ -538,6 +589,7 @@ fn load_snapshot(paths: &ShardPaths, id: u32) -> Result<Snapshot> {
         direct: DirectFiles::default(),
         io: IoSetup::mapped(),
         shared: true,
+        published,
     })
 }
 

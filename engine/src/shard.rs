@@ -153,6 +153,10 @@ pub(crate) struct Snapshot {
     /// more, so every page is copied out of the map and validated after the copy, on every read, and
     /// a page newer than `ckpt.generation` is refused (the caller refreshes and retries).
     pub shared: bool,
+    /// For a `shared` snapshot: the writer's publication count for this shard, loaded before the
+    /// checkpoint was read (`reader.rs`: while the count stays there, nothing this snapshot
+    /// references can be rewritten, so pages may be read in place).
+    pub published: u64,
 }
 
 impl Snapshot {
@@ -172,6 +176,7 @@ impl Snapshot {
         let bit = 1u64 << (slot % 64);
         if word.load(Ordering::Relaxed) & bit == 0 {
             page::validate(page, slot, Some(bucket))
+                .and_then(|h| self.check_generation(&h))
                 .map_err(|reason| Error::corruption(&self.index_path, start as u64, reason))?;
             word.fetch_or(bit, Ordering::Relaxed);
         }
@@ -218,9 +223,21 @@ impl Snapshot {
         bucket: u32,
         counters: &Counters,
     ) -> Result<PageBytes<'_>> {
+        self.page_for_get_as(slot, bucket, counters, self.shared)
+    }
+
+    /// [`Self::page_for_get`], copying a mapped page out first when `copy` (a `shared` snapshot's
+    /// reader decides when the map may be read in place).
+    pub fn page_for_get_as(
+        &self,
+        slot: u32,
+        bucket: u32,
+        counters: &Counters,
+        copy: bool,
+    ) -> Result<PageBytes<'_>> {
         let Some(file) = &self.direct.index else {
             counters.read(Tier::Index, PAGE_SIZE);
-            if self.shared {
+            if copy {
                 return self.copied_page(slot, bucket).map(PageBytes::Read);
             }
             return self.page(slot, bucket).map(PageBytes::Mapped);
@@ -306,12 +323,13 @@ impl Snapshot {
         &self,
         bucket: u32,
         counters: &Counters,
+        copy: bool,
         mut f: impl FnMut(&[u8]) -> bool,
     ) -> Result<()> {
         let mut slot = self.ckpt.page_map[bucket as usize];
         let mut hops = 0;
         while slot != 0 {
-            let page = self.page_for_get(slot, bucket, counters)?;
+            let page = self.page_for_get_as(slot, bucket, counters, copy)?;
             if !f(page.bytes()) {
                 return Ok(());
             }
@@ -324,9 +342,20 @@ impl Snapshot {
 
     /// Finds `key` in the global table.
     pub fn find(&self, key: &[u8], hash: u64, counters: &Counters) -> Result<Option<Loc>> {
+        self.find_as(key, hash, counters, self.shared)
+    }
+
+    /// [`Self::find`], copying each mapped page out first when `copy`.
+    pub fn find_as(
+        &self,
+        key: &[u8],
+        hash: u64,
+        counters: &Counters,
+        copy: bool,
+    ) -> Result<Option<Loc>> {
         let bucket = KeyHash(hash).bucket(self.ckpt.buckets);
         let mut found = None;
-        self.walk_chain(bucket, counters, |page| {
+        self.walk_chain(bucket, counters, copy, |page| {
             found = page::find(page, key, hash);
             found.is_none()
         })?;
@@ -351,7 +380,7 @@ impl Snapshot {
             // The bucket's entries are collected first: a bucket is visited whole or not at all, so
             // a scan resumed at bucket `b` repeats nothing.
             let mut entries: Vec<(Vec<u8>, Loc)> = Vec::new();
-            self.walk_chain(b, &uncounted, |p| {
+            self.walk_chain(b, &uncounted, self.shared, |p| {
                 entries.extend(page::entries(p).map(|(k, loc, _)| (k.to_vec(), loc)));
                 true
             })
