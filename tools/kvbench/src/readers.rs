@@ -96,6 +96,9 @@ pub struct ReadersReport {
     pub read_only_busy_per_cpu_second: f64,
     /// Every repeat: (idle, busy) gets per CPU-second.
     pub cpu_repeats: Vec<(f64, f64)>,
+    /// Every repeat: (idle, busy) minor page faults per get of the reader thread (first touches of
+    /// pages of maps it made anew after following a flush).
+    pub fault_repeats: Vec<(f64, f64)>,
     /// Keys the writer process put during the busy measurements (all repeats).
     pub writer_keys: u64,
     /// Shard reloads the read-only handle made during the busy measurements (it followed flushes).
@@ -134,23 +137,34 @@ fn thread_cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// Minor page faults this thread has taken (first touches of mapped pages).
+fn thread_minor_faults() -> u64 {
+    // SAFETY: `getrusage` writes one `rusage` into the valid, exclusively borrowed `usage`.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    usage.ru_minflt as u64
+}
+
 /// What `threads` threads reading random loaded keys for `seconds` did, each value checked:
-/// gets per second of wall time, and gets per second of the readers' own CPU time.
+/// gets per second of wall time, gets per second of the readers' own CPU time, and minor page
+/// faults per get.
 fn get_rate(
     get: &GetFn,
     a: &ReadersArgs,
     values: &Values,
     threads: usize,
     seed: u64,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, f64)> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
-    let counts: Vec<Result<(u64, f64)>> = std::thread::scope(|s| {
+    let counts: Vec<Result<(u64, f64, u64)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let stop = &stop;
-                s.spawn(move || -> Result<(u64, f64)> {
+                s.spawn(move || -> Result<(u64, f64, u64)> {
                     let cpu = thread_cpu_seconds();
+                    let faults = thread_minor_faults();
                     let mut rng = SmallRng::seed_from_u64(seed ^ (t as u64 + 1) << 32);
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -164,7 +178,11 @@ fn get_rate(
                         }
                         n += 256;
                     }
-                    Ok((n, thread_cpu_seconds() - cpu))
+                    Ok((
+                        n,
+                        thread_cpu_seconds() - cpu,
+                        thread_minor_faults() - faults,
+                    ))
                 })
             })
             .collect();
@@ -176,13 +194,18 @@ fn get_rate(
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let (mut total, mut cpu) = (0, 0.0);
+    let (mut total, mut cpu, mut faults) = (0, 0.0, 0);
     for c in counts {
-        let (n, seconds) = c?;
+        let (n, seconds, f) = c?;
         total += n;
         cpu += seconds;
+        faults += f;
     }
-    Ok((total as f64 / elapsed, total as f64 / cpu))
+    Ok((
+        total as f64 / elapsed,
+        total as f64 / cpu,
+        faults as f64 / total as f64,
+    ))
 }
 
 fn load(store: &Path, a: &ReadersArgs, values: &Values) -> Result<()> {
@@ -274,26 +297,28 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
     scaling.push(scale("read-only", &|k| ro.get(k), a, &values)?);
 
     // Idle against busy, interleaved. The writer adds keys past those already added.
-    let mut busy_repeats = Vec::new();
+    let mut busy_repeats: Vec<(f64, f64)> = Vec::new();
     let mut cpu_repeats = Vec::new();
+    let mut fault_repeats = Vec::new();
     let mut writer_keys = 0u64;
     let reloads_before = ro.stats().read_only.map_or(0, |r| r.reloads);
     for r in 0..a.repeat {
         let seed = a.seed ^ ((r as u64 + 1) << 16) ^ 0xB05;
-        let (idle, idle_cpu) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
+        let (idle, idle_cpu, idle_faults) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
         let writer = spawn_writer(&store, a, a.keys + writer_keys)?;
         // Let the writer open the store (recovery, the board) before the timed reads.
         std::thread::sleep(Duration::from_millis(300));
-        let (busy, busy_cpu) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
+        let (busy, busy_cpu, busy_faults) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
         let out = writer.wait_with_output()?;
         ensure!(out.status.success(), "the writer process failed");
         writer_keys += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>()?;
         eprintln!(
             "kvbench readers: read-only idle {idle:.0}/s ({idle_cpu:.0} per CPU-second), beside a \
-             writer {busy:.0}/s ({busy_cpu:.0} per CPU-second)"
+             writer {busy:.0}/s ({busy_cpu:.0} per CPU-second); minor faults per get {idle_faults:.3} → {busy_faults:.3}"
         );
         busy_repeats.push((idle, busy));
         cpu_repeats.push((idle_cpu, busy_cpu));
+        fault_repeats.push((idle_faults, busy_faults));
     }
     let reader_reloads = ro.stats().read_only.map_or(0, |r| r.reloads) - reloads_before;
     let mut idle: Vec<f64> = busy_repeats.iter().map(|r| r.0).collect();
@@ -317,6 +342,7 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
         read_only_idle_per_cpu_second: idle_per_cpu,
         read_only_busy_per_cpu_second: busy_per_cpu,
         cpu_repeats,
+        fault_repeats,
         writer_keys,
         reader_reloads,
     })
