@@ -202,11 +202,21 @@ impl LogSegment {
                     at += len;
                 }
                 Parsed::End => {
+                    // A zeroed header ends the log only if nothing durable follows it: zeros in the
+                    // middle of synced records (a lost sector, a misdirected zero write) are damage,
+                    // like any other bad record there.
+                    if durable_record_after(&map, at, seq, durable) {
+                        return Err(Error::corruption(
+                            &path,
+                            at as u64,
+                            "zeroed record header before durable records",
+                        ));
+                    }
                     break ReplayEnd {
                         valid_len: at as u64,
                         torn_bytes: 0,
                         prev_len: le::u32_at(&map, 24),
-                    }
+                    };
                 }
                 Parsed::Bad { reason, .. } => {
                     if durable_record_after(&map, at, seq, durable) {
@@ -627,6 +637,35 @@ mod tests {
             }
             other => panic!("expected corruption, got {other}"),
         }
+    }
+
+    /// Found by the `decoders` fuzz target: a zeroed record header in the middle of synced records
+    /// silently ended the log there.
+    #[test]
+    fn zeroed_header_before_synced_records_is_an_error_with_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
+        seg.append(RecordKind::Put, b"a", b"first", 1).unwrap();
+        let second = seg.append(RecordKind::Put, b"b", b"second", 2).unwrap();
+        seg.append(RecordKind::Put, b"c", b"third", 3).unwrap();
+        seg.sync().unwrap();
+        drop(seg);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = second as usize;
+        bytes[at..at + RECORD_HEADER].fill(0);
+        std::fs::write(&p, &bytes).unwrap();
+        match collect(&p, 1).unwrap_err() {
+            Error::Corruption { offset, file, .. } => {
+                assert_eq!(offset, second as u64);
+                assert_eq!(file, p);
+            }
+            other => panic!("expected corruption, got {other}"),
+        }
+        // The same zeros before records that were never synced are a torn tail.
+        let (recs, end) = collect_synced_below(&p, 1, 2).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(end.valid_len, second as u64);
     }
 
     #[test]
