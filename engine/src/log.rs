@@ -619,13 +619,7 @@ mod tests {
     #[test]
     fn flipped_bit_in_the_middle_is_an_error_with_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("log");
-        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
-        seg.append(RecordKind::Put, b"a", b"first", 1).unwrap();
-        let second = seg.append(RecordKind::Put, b"b", b"second", 2).unwrap();
-        seg.append(RecordKind::Put, b"c", b"third", 3).unwrap();
-        seg.sync().unwrap();
-        drop(seg);
+        let (p, second) = three_synced_records(dir.path());
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[second as usize + RECORD_HEADER + 2] ^= 0x10;
         std::fs::write(&p, &bytes).unwrap();
@@ -639,18 +633,23 @@ mod tests {
         }
     }
 
-    /// Found by the `decoders` fuzz target: a zeroed record header in the middle of synced records
-    /// silently ended the log there.
-    #[test]
-    fn zeroed_header_before_synced_records_is_an_error_with_offset() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("log");
+    /// A segment of three synced records (sequence numbers 1, 2, 3); returns it and the second's offset.
+    fn three_synced_records(dir: &Path) -> (std::path::PathBuf, u32) {
+        let p = dir.join("log");
         let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
         seg.append(RecordKind::Put, b"a", b"first", 1).unwrap();
         let second = seg.append(RecordKind::Put, b"b", b"second", 2).unwrap();
         seg.append(RecordKind::Put, b"c", b"third", 3).unwrap();
         seg.sync().unwrap();
-        drop(seg);
+        (p, second)
+    }
+
+    /// Found by the `decoders` fuzz target: a zeroed record header in the middle of synced records
+    /// silently ended the log there.
+    #[test]
+    fn zeroed_header_before_synced_records_is_an_error_with_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, second) = three_synced_records(dir.path());
         let mut bytes = std::fs::read(&p).unwrap();
         let at = second as usize;
         bytes[at..at + RECORD_HEADER].fill(0);
@@ -671,13 +670,7 @@ mod tests {
     #[test]
     fn damage_before_unsynced_records_only_is_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("log");
-        let mut seg = LogSegment::create(p.clone(), 0, 1, 4096, 0).unwrap();
-        seg.append(RecordKind::Put, b"a", b"first", 1).unwrap();
-        let second = seg.append(RecordKind::Put, b"b", b"second", 2).unwrap();
-        seg.append(RecordKind::Put, b"c", b"third", 3).unwrap();
-        seg.sync().unwrap();
-        drop(seg);
+        let (p, second) = three_synced_records(dir.path());
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[second as usize + RECORD_HEADER + 2] ^= 0x10;
         std::fs::write(&p, &bytes).unwrap();
