@@ -197,13 +197,27 @@ impl Checkpoint {
             let e = take(12)?;
             data_free.push((le::u64_at(e, 0), le::u32_at(e, 8)));
         }
+        Ok(Checkpoint::from_fields(
+            &fixed, page_map, free_slots, data_free, bloom,
+        ))
+    }
+
+    /// A checkpoint from its fixed fields in body order (`FIELDS`) and its lists; the bucket count
+    /// is the page map's length (the decoder has checked it against the stored one).
+    pub fn from_fields(
+        fixed: &[u64],
+        page_map: Vec<u32>,
+        free_slots: Vec<u32>,
+        data_free: Vec<(u64, u32)>,
+        bloom: Vec<u8>,
+    ) -> Checkpoint {
         let mut written_total = [0u64; TIERS];
         written_total.copy_from_slice(&fixed[19..19 + TIERS]);
-        Ok(Checkpoint {
+        Checkpoint {
             generation: fixed[0],
             index_file: fixed[1],
             index_slots: fixed[2] as u32,
-            buckets,
+            buckets: page_map.len() as u32,
             data_end: fixed[4],
             hot_end: fixed[5],
             log_flushed_seq: fixed[6],
@@ -224,7 +238,7 @@ impl Checkpoint {
             free_slots,
             data_free,
             bloom,
-        })
+        }
     }
 
     /// Writes the checkpoint atomically; returns the bytes written.

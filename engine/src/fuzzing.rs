@@ -379,34 +379,9 @@ impl CheckpointImage {
         data_free: Vec<(u64, u32)>,
         bloom: Vec<u8>,
     ) -> CheckpointImage {
-        let mut written_total = [0u64; 5];
-        written_total.copy_from_slice(&fixed[19..]);
-        CheckpointImage(Checkpoint {
-            generation: fixed[0],
-            index_file: fixed[1],
-            index_slots: fixed[2] as u32,
-            buckets: page_map.len() as u32,
-            data_end: fixed[4],
-            hot_end: fixed[5],
-            log_flushed_seq: fixed[6],
-            table_keys: fixed[7],
-            table_live_bytes: fixed[8],
-            entry_bytes: fixed[9],
-            overflow_pages: fixed[10],
-            data_dead_bytes: fixed[11],
-            hot_dead_bytes: fixed[12],
-            bloom_capacity: fixed[13],
-            bloom_inserted: fixed[14],
-            bloom_removed: fixed[15],
-            max_seq: fixed[16],
-            data_file: fixed[17],
-            hot_file: fixed[18],
-            written_total,
-            page_map,
-            free_slots,
-            data_free,
-            bloom,
-        })
+        CheckpointImage(Checkpoint::from_fields(
+            &fixed, page_map, free_slots, data_free, bloom,
+        ))
     }
 
     /// [`Checkpoint::decode`].
