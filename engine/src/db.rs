@@ -30,7 +30,7 @@ use crate::log::{LogSegment, RecordKind};
 use crate::manifest::{self, Manifest, FORMAT_VERSION};
 use crate::options::{check_key, check_value, Options, SyncPolicy};
 use crate::page::{self, PAGE_SIZE};
-use crate::shard::{DirectFiles, LogPart, Shard, ShardState, Snapshot};
+use crate::shard::{DirectFiles, LogPart, Shard, ShardState, Snapshot, Verified};
 use crate::stats::{Counters, IoReport, ShardStats, Stats, TiersStats};
 use crate::syncpoint::SyncPoint;
 
@@ -907,7 +907,7 @@ fn recover_shard(id: u32, paths: ShardPaths, opts: &Options, durable: u64) -> Re
     };
     let filter = ckpt.filter(&paths.checkpoint(), opts.bloom_fpr)?;
     let fl = Flusher::open(&paths, id, &ckpt)?;
-    let verified = Arc::new(flush::verified_bits(ckpt.index_slots));
+    let verified = Verified::bits(ckpt.index_slots);
     let counters = Counters::default();
     for (t, w) in ckpt.written_total.iter().enumerate() {
         counters.written_before[t].store(*w, Ordering::Relaxed);
@@ -1123,7 +1123,7 @@ impl Recovering {
             filter: Filter::new(1024, 0.01),
             index_path: snap.index_path.clone(),
             index_map: None,
-            verified: Arc::new(Vec::new()),
+            verified: Verified::bits(0),
             data_path: snap.data_path.clone(),
             data_map: None,
             hot_path: snap.hot_path.clone(),
@@ -1241,7 +1241,7 @@ fn shard_stats(shard: &Shard) -> ShardStats {
     s.log_records = log_records;
     s.log_bytes = log_bytes;
     s.log_live_bytes = log_live_bytes;
-    s.table_dram_bytes += log_dram + snap.verified.len() as u64 * 8 + heat;
+    s.table_dram_bytes += log_dram + snap.verified.dram_bytes() + heat;
     s.heat_dram_bytes = heat;
     s.log_probe_mean = probe.mean_probe;
     s.log_probe_max = probe.max_probe as u64;

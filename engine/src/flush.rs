@@ -16,7 +16,7 @@
 //!    and deletes the log segment.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::bloom::Filter;
@@ -31,7 +31,7 @@ use crate::layout::ShardPaths;
 use crate::log::RecordKind;
 use crate::manifest::FORMAT_VERSION;
 use crate::page::{self, entry_len, Loc, PAGE_PAYLOAD, PAGE_SIZE};
-use crate::shard::{DirectFiles, LogPart, Shard, Snapshot, REWRITTEN};
+use crate::shard::{DirectFiles, LogPart, Shard, Snapshot, Verified, REWRITTEN};
 use crate::stats::{Tier, TIERS};
 
 const INDEX_MAGIC: &[u8; 8] = b"TKVINDEX";
@@ -154,7 +154,7 @@ pub(crate) fn snapshot(
     fl: &Flusher,
     mut ckpt: Checkpoint,
     filter: Filter,
-    verified: Arc<Vec<AtomicU64>>,
+    verified: Verified,
     io: &IoSetup,
 ) -> Result<Snapshot> {
     ckpt.bloom = Vec::new();
@@ -182,13 +182,6 @@ pub(crate) fn snapshot(
         filter,
         ckpt,
     })
-}
-
-/// A verified-bit set for `slots` slots, all clear.
-pub(crate) fn verified_bits(slots: u32) -> Vec<AtomicU64> {
-    (0..(slots as usize).div_ceil(64))
-        .map(|_| AtomicU64::new(0))
-        .collect()
 }
 
 struct Pending<'a> {
@@ -529,14 +522,14 @@ pub(crate) fn flush_part(
     };
 
     // Verified bits: pages this flush wrote are known good; others keep their state.
-    let verified = verified_bits(index_slots);
+    let verified = Verified::bits(index_slots);
     if !rebuild {
-        for (i, w) in snap.verified.iter().enumerate() {
-            verified[i].store(w.load(Ordering::Relaxed), Ordering::Relaxed);
+        for (w, old) in verified.bit_words().iter().zip(snap.verified.bit_words()) {
+            w.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
         }
     }
-    for (slot, _) in &out {
-        verified[*slot as usize / 64].fetch_or(1 << (slot % 64), Ordering::Relaxed);
+    for (slot, page) in &out {
+        verified.mark(*slot, page::header(&page[..]).generation);
     }
 
     // Bloom filter: add the new keys, or rebuild when the table outgrew it.
@@ -562,13 +555,7 @@ pub(crate) fn flush_part(
     if rebuild_filter {
         counters.bloom_rebuilds.fetch_add(1, Ordering::Relaxed);
     }
-    let mut new_snap = snapshot(
-        fl,
-        ckpt.clone(),
-        filter.clone(),
-        Arc::new(verified),
-        &shard.io,
-    )?;
+    let mut new_snap = snapshot(fl, ckpt.clone(), filter.clone(), verified, &shard.io)?;
     if rebuild_filter {
         for b in 0..new_snap.ckpt.page_map.len() as u32 {
             new_snap.for_each_page(b, |_, page| {
@@ -744,11 +731,11 @@ pub(crate) fn install_rebuilt(
 ) -> Result<()> {
     let old_index = std::mem::replace(&mut fl.index_path, table.path);
     fl.index_file = table.file;
-    let verified = verified_bits(ckpt.index_slots);
-    for w in verified.iter() {
+    let verified = Verified::bits(ckpt.index_slots);
+    for w in verified.bit_words() {
         w.store(u64::MAX, Ordering::Relaxed);
     }
-    let snap = snapshot(fl, ckpt, filter, Arc::new(verified), &shard.io)?;
+    let snap = snapshot(fl, ckpt, filter, verified, &shard.io)?;
     shard.state.write().snap = Arc::new(snap);
     io::remove_if_exists(&old_index)
 }

@@ -38,7 +38,7 @@ use crate::manifest::{Manifest, FORMAT_VERSION};
 use crate::options::{check_key, Options};
 use crate::page::PAGE_SIZE;
 use crate::publish::{self, Board};
-use crate::shard::{DirectFiles, Snapshot};
+use crate::shard::{DirectFiles, Snapshot, Verified};
 use crate::stats::{Counters, IoReport, ReadOnlyStats, Served, Stats};
 
 /// Reloads one read may trigger before it gives up with [`Error::Stale`] (each reload reads the
@@ -397,7 +397,7 @@ impl ReadOnlyDb {
             return Ok(true);
         }
         let count = view.board.as_ref().map_or(0, |b| b.count(shard.position));
-        match load_snapshot(&shard.paths, shard.id, count) {
+        match load_snapshot(&shard.paths, shard.id, count, Some(&current)) {
             Ok(snap) => {
                 shard.seen.store(count, Ordering::Release);
                 if same_state(&snap.ckpt, &current.ckpt) {
@@ -507,7 +507,7 @@ fn build_view(store: &Path) -> Result<View> {
         for (position, spec) in manifest.shard_specs().into_iter().enumerate() {
             let paths = ShardPaths::new(&ssd_root, &hdd_root, manifest.layout, spec.id);
             let count = board.as_ref().map_or(0, |b| b.count(position));
-            match load_snapshot(&paths, spec.id, count) {
+            match load_snapshot(&paths, spec.id, count, None) {
                 Ok(snap) => shards.push(ReaderShard {
                     id: spec.id,
                     position,
@@ -545,8 +545,14 @@ fn build_view(store: &Path) -> Result<View> {
 }
 
 /// A snapshot of one shard's newest checkpoint over read-only maps of its files. A shard the writer
-/// has not created yet reads as empty.
-fn load_snapshot(paths: &ShardPaths, id: u32, published: u64) -> Result<Snapshot> {
+/// has not created yet reads as empty. The pages validated in `previous` (the snapshot it replaces)
+/// stay validated while their generation shows they were not rewritten (see [`Verified`]).
+fn load_snapshot(
+    paths: &ShardPaths,
+    id: u32,
+    published: u64,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot> {
     let ckpt_path = paths.checkpoint();
     let (mut ckpt, exists) = match Checkpoint::load(&ckpt_path, id)? {
         Some(c) => (c, true),
@@ -575,7 +581,8 @@ fn load_snapshot(paths: &ShardPaths, id: u32, published: u64) -> Result<Snapshot
     } else {
         (None, None, None)
     };
-    let verified = Arc::new(crate::flush::verified_bits(ckpt.index_slots));
+    let same_file = previous.filter(|p| p.ckpt.index_file == ckpt.index_file);
+    let verified = Verified::generations(ckpt.index_slots, same_file.map(|p| &p.verified));
     Ok(Snapshot {
         ckpt,
         filter,

@@ -131,6 +131,103 @@ impl PageBytes<'_> {
     }
 }
 
+/// Which of a snapshot's index pages were validated (magic, checksum, own slot, bucket, layout), so
+/// a page read in place is validated once rather than on every read.
+#[derive(Debug, Clone)]
+pub(crate) enum Verified {
+    /// One bit per slot, set once the page was validated or this process wrote it: a writer's
+    /// snapshots, whose referenced pages no one else rewrites.
+    Bits(Arc<Vec<AtomicU64>>),
+    /// Per slot, the generation of the page last validated in it ([`Verified::NONE`]: none yet): a
+    /// read-only handle's snapshots, which share it across reloads of one index file. The writer
+    /// process reuses slots, but a rewrite always gives the page a newer generation (the flush's), so
+    /// a page whose header still shows the validated generation is the page that was validated, and a
+    /// reload re-validates only the pages the writer rewrote since. This holds for pages read in
+    /// place, which the reader does only while the seqlock of `reader.rs` shows that nothing the
+    /// snapshot references is being rewritten; every copied page is validated in full.
+    Generations(Arc<Vec<AtomicU64>>),
+}
+
+impl Verified {
+    /// No generation validated yet.
+    const NONE: u64 = u64::MAX;
+
+    /// A bit set for `slots` slots, all clear.
+    pub fn bits(slots: u32) -> Verified {
+        Verified::Bits(Arc::new(
+            (0..(slots as usize).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        ))
+    }
+
+    /// Per-slot generations for `slots` slots: those of `previous` (a read-only handle's snapshot of
+    /// the same index file), shared when it covers as many slots, none otherwise.
+    pub fn generations(slots: u32, previous: Option<&Verified>) -> Verified {
+        let previous: &[AtomicU64] = match previous {
+            Some(Verified::Generations(g)) if g.len() >= slots as usize => {
+                return Verified::Generations(g.clone())
+            }
+            Some(Verified::Generations(g)) => g,
+            _ => &[],
+        };
+        let g = (0..slots as usize)
+            .map(|i| {
+                let old = previous.get(i).map(|g| g.load(Ordering::Relaxed));
+                AtomicU64::new(old.unwrap_or(Self::NONE))
+            })
+            .collect();
+        Verified::Generations(Arc::new(g))
+    }
+
+    /// Whether the page now in `slot` (expected to belong to `bucket`) was validated.
+    #[inline]
+    fn covers(&self, slot: u32, bucket: u32, page: &[u8]) -> bool {
+        match self {
+            Verified::Bits(bits) => {
+                bits[slot as usize / 64].load(Ordering::Relaxed) & (1 << (slot % 64)) != 0
+            }
+            Verified::Generations(g) => {
+                let h = page::header(page);
+                let seen = g.get(slot as usize).map(|g| g.load(Ordering::Relaxed));
+                seen.is_some_and(|seen| seen != Self::NONE && seen == h.generation)
+                    && h.slot == slot
+                    && h.bucket == bucket
+            }
+        }
+    }
+
+    /// Records that the page of `generation` in `slot` was validated.
+    #[inline]
+    pub fn mark(&self, slot: u32, generation: u64) {
+        match self {
+            Verified::Bits(bits) => {
+                bits[slot as usize / 64].fetch_or(1 << (slot % 64), Ordering::Relaxed);
+            }
+            Verified::Generations(g) => {
+                if let Some(g) = g.get(slot as usize) {
+                    g.store(generation, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The bit words of a writer's set (empty for per-slot generations).
+    pub fn bit_words(&self) -> &[AtomicU64] {
+        match self {
+            Verified::Bits(bits) => bits,
+            Verified::Generations(_) => &[],
+        }
+    }
+
+    /// DRAM it takes, bytes.
+    pub fn dram_bytes(&self) -> u64 {
+        match self {
+            Verified::Bits(w) | Verified::Generations(w) => w.len() as u64 * 8,
+        }
+    }
+}
+
 /// The published, immutable state of a shard's global table.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
@@ -139,8 +236,8 @@ pub(crate) struct Snapshot {
     pub filter: Filter,
     pub index_path: PathBuf,
     pub index_map: Option<Mmap>,
-    /// One bit per index slot: set when the page's checksum was verified (or this process wrote it).
-    pub verified: Arc<Vec<AtomicU64>>,
+    /// Which pages were validated, so each is validated once rather than on every read.
+    pub verified: Verified,
     pub data_path: PathBuf,
     pub data_map: Option<Mmap>,
     pub hot_path: PathBuf,
@@ -172,13 +269,15 @@ impl Snapshot {
             ));
         }
         let page = &map[start..start + PAGE_SIZE];
-        let word = &self.verified[slot as usize / 64];
-        let bit = 1u64 << (slot % 64);
-        if word.load(Ordering::Relaxed) & bit == 0 {
-            page::validate(page, slot, Some(bucket))
-                .and_then(|h| self.check_generation(&h))
+        if self.verified.covers(slot, bucket, page) {
+            // Cheap header checks only; a shared snapshot still refuses a page newer than itself.
+            self.check_generation(&page::header(page))
                 .map_err(|reason| Error::corruption(&self.index_path, start as u64, reason))?;
-            word.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            let h = page::validate(page, slot, Some(bucket))
+                .and_then(|h| self.check_generation(&h).map(|()| h))
+                .map_err(|reason| Error::corruption(&self.index_path, start as u64, reason))?;
+            self.verified.mark(slot, h.generation);
         }
         Ok(page)
     }

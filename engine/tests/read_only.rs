@@ -443,3 +443,76 @@ fn a_reader_left_behind_detects_reuse_and_retries() {
     }
     writer.close().unwrap();
 }
+
+/// A following reader keeps the pages it validated validated across reloads while their
+/// generation shows the writer did not rewrite them — so a page the writer did rewrite must be
+/// validated again: one damaged on disk after the rewrite (header intact, so only the checksum can
+/// tell) is refused with a corruption error, never read as entries.
+#[test]
+fn a_following_reader_revalidates_the_pages_a_flush_rewrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    seed_store(&path);
+    let reader = ReadOnlyDb::open(&path).unwrap();
+    for i in 0..KEYS {
+        let got = reader.get(&key(i)).unwrap().expect("every key exists");
+        check_value(&key(i), &got).unwrap();
+    }
+    // Two flushes: the second reuses the slots the first freed — slots whose earlier pages the
+    // reader validated.
+    let writer = Db::open(&path, options()).unwrap();
+    for version in 1..=2 {
+        for i in (0..KEYS).step_by(7) {
+            writer.put(&key(i), &value(&key(i), version)).unwrap();
+        }
+        writer.flush().unwrap();
+    }
+
+    // Damage one entry byte of every page the last flush of shard 0 wrote (the newest generation).
+    let shard_dir = std::fs::read_dir(path.join("ssd"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("shard-00000"))
+        .find(|p| p.exists())
+        .expect("shard 0's directory");
+    let index = std::fs::read_dir(&shard_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("index-")
+        })
+        .expect("shard 0's index file");
+    let mut bytes = std::fs::read(&index).unwrap();
+    let generation = |page: &[u8]| u64::from_le_bytes(page[16..24].try_into().unwrap());
+    let newest = bytes.chunks(4096).skip(1).map(generation).max().unwrap();
+    let mut damaged = 0;
+    for page in bytes.chunks_mut(4096).skip(1) {
+        if generation(page) == newest {
+            page[40] ^= 0x10;
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    std::fs::write(&index, &bytes).unwrap();
+
+    let (mut refused, mut read) = (0, 0);
+    for i in 0..KEYS {
+        match reader.get(&key(i)) {
+            Ok(got) => {
+                check_value(&key(i), &got.expect("every key exists")).unwrap();
+                read += 1;
+            }
+            Err(Error::Corruption { reason, .. }) => {
+                assert!(reason.contains("checksum"), "{reason}");
+                refused += 1;
+            }
+            Err(e) => panic!("key {i}: {e}"),
+        }
+    }
+    eprintln!("{damaged} pages damaged: {refused} gets refused, {read} read");
+    assert!(refused > 0, "a damaged rewritten page was read as valid");
+    assert!(read > 0);
+    drop(writer);
+}

@@ -160,6 +160,10 @@ enum Cmd {
         /// Repeats (medians reported).
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Measure only the read-only handle idle and beside a writer (no thread scaling), e.g.
+        /// to profile the reader.
+        #[arg(long)]
+        skip_scaling: bool,
     },
     /// The writer process of `kvbench readers` (loads keys from --first for --seconds).
     #[command(hide = true)]
@@ -341,7 +345,12 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             s.print(&r, &md)
         }
-        Cmd::Readers { s, threads, repeat } => {
+        Cmd::Readers {
+            s,
+            threads,
+            repeat,
+            skip_scaling,
+        } => {
             let (_tmp, dir) = s.dir()?;
             let args = readers::ReadersArgs {
                 dir,
@@ -352,6 +361,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 seconds: s.seconds,
                 repeat,
                 seed: s.seed,
+                scaling: !skip_scaling,
             };
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             let r = readers::run(&args, command)?;
