@@ -7,7 +7,10 @@
 //!   writer handle (`Db::open`) and on a read-only handle (`Db::open_read_only`);
 //! - a read-only handle's 1-thread throughput on the idle store, and while a writer process (this
 //!   binary's hidden `readers-writer` command) loads new keys into the same store in batches, with
-//!   logs small enough that it flushes several times a second — so the reader keeps reloading shards.
+//!   logs small enough that it flushes several times a second — so the reader keeps reloading shards;
+//! - for comparison with the thread scaling, a pointer chase through 256 MiB with 1 and `threads`
+//!   threads (dependent random loads that share nothing between threads): how far this machine
+//!   scales memory-latency-bound work at all.
 //!
 //! Every value read is compared with the value written: a benchmark that returned wrong data would be
 //! measuring something else. Figures are medians of the repeats; ratios are of medians taken in the
@@ -54,7 +57,9 @@ pub struct ReadersArgs {
 /// One handle kind's thread scaling.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scaling {
-    /// `"writer"` (`Db::open`) or `"read-only"` (`Db::open_read_only`).
+    /// `"writer"` (`Db::open`), `"read-only"` (`Db::open_read_only`), or the machine control (a
+    /// pointer chase: what the machine gives memory-latency-bound work that shares nothing, for
+    /// comparison; its figures are steps, not gets).
     pub handle: String,
     /// Median gets/s with one thread.
     pub one_thread: f64,
@@ -64,6 +69,11 @@ pub struct Scaling {
     pub ratio: f64,
     /// Every repeat: (one thread, `threads` threads).
     pub repeats: Vec<(f64, f64)>,
+    /// Median gets per second of the reader threads' own CPU time, one thread: what a get costs.
+    pub one_thread_per_cpu_second: f64,
+    /// The same with `threads` threads: lower than with one when threads slow each other down
+    /// (shared cache lines, memory bandwidth), whatever share of the cores they got.
+    pub threads_per_cpu_second: f64,
 }
 
 /// The report.
@@ -106,6 +116,12 @@ pub struct ReadersReport {
     /// Shard reloads the read-only handle made during the busy measurements (it followed flushes).
     pub reader_reloads: u64,
 }
+
+/// Slots of the machine control's pointer chase: 64 Mi × 4 bytes = 256 MiB, about the size of a
+/// 2 M-key store's files, far beyond the caches.
+const CHASE_SLOTS: usize = 64 << 20;
+/// The machine control's row in the scaling table.
+const CHASE_NAME: &str = "machine control: pointer chase over 256 MiB";
 
 /// A `get` on one of the handles measured.
 type GetFn<'a> = dyn Fn(&[u8]) -> tierkv::Result<Option<Vec<u8>>> + Sync + 'a;
@@ -158,6 +174,66 @@ fn get_rate(
     threads: usize,
     seed: u64,
 ) -> Result<(f64, f64, f64)> {
+    timed_threads(threads, a.seconds, &|t, stop| {
+        let mut rng = SmallRng::seed_from_u64(seed ^ (t as u64 + 1) << 32);
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..256 {
+                let i = rng.gen_range(0..a.keys);
+                let got = get(&key(i))?;
+                ensure!(
+                    got.as_deref() == Some(values.get(a.value_size, i)),
+                    "wrong value for key {i}"
+                );
+            }
+            n += 256;
+        }
+        Ok(n)
+    })
+}
+
+/// The machine's own scaling, for comparison with the gets': steps of a pointer chase through one
+/// random cycle over `cycle` (dependent random loads, memory-latency-bound like a get's page and
+/// value reads, sharing nothing between threads but the cores' caches and memory). Each thread
+/// starts at its own place. Steps per second, steps per CPU-second.
+fn chase_rate(cycle: &[u32], seconds: f64, threads: usize, seed: u64) -> Result<(f64, f64, f64)> {
+    timed_threads(threads, seconds, &|t, stop| {
+        let mut at = ((seed ^ (t as u64).wrapping_mul(0x9E37_79B9)) % cycle.len() as u64) as u32;
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..4096 {
+                at = cycle[at as usize];
+            }
+            n += 4096;
+        }
+        std::hint::black_box(at);
+        Ok(n)
+    })
+}
+
+/// One random cycle through `len` slots (Sattolo's algorithm): following it from any slot visits
+/// every slot once before returning.
+fn random_cycle(len: usize, seed: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..len as u32).collect();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    for i in (1..len).rev() {
+        order.swap(i, rng.gen_range(0..i));
+    }
+    let mut next = vec![0u32; len];
+    for w in 0..len {
+        next[order[w] as usize] = order[(w + 1) % len];
+    }
+    next
+}
+
+/// Runs `work(thread, stop)` on `threads` threads for `seconds` (each returns the operations it did
+/// once `stop` is set): operations per second of wall time, per second of the threads' own CPU
+/// time, and the threads' minor page faults per operation.
+fn timed_threads(
+    threads: usize,
+    seconds: f64,
+    work: &(dyn Fn(usize, &AtomicBool) -> Result<u64> + Sync),
+) -> Result<(f64, f64, f64)> {
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let counts: Vec<Result<(u64, f64, u64)>> = std::thread::scope(|s| {
@@ -167,19 +243,7 @@ fn get_rate(
                 s.spawn(move || -> Result<(u64, f64, u64)> {
                     let cpu = thread_cpu_seconds();
                     let faults = thread_minor_faults();
-                    let mut rng = SmallRng::seed_from_u64(seed ^ (t as u64 + 1) << 32);
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        for _ in 0..256 {
-                            let i = rng.gen_range(0..a.keys);
-                            let got = get(&key(i))?;
-                            ensure!(
-                                got.as_deref() == Some(values.get(a.value_size, i)),
-                                "wrong value for key {i}"
-                            );
-                        }
-                        n += 256;
-                    }
+                    let n = work(t, stop)?;
                     Ok((
                         n,
                         thread_cpu_seconds() - cpu,
@@ -188,7 +252,7 @@ fn get_rate(
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_secs_f64(a.seconds));
+        std::thread::sleep(Duration::from_secs_f64(seconds));
         stop.store(true, Ordering::Relaxed);
         workers
             .into_iter()
@@ -292,12 +356,20 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
         for i in 0..a.keys {
             db.get(&key(i))?;
         }
-        scaling.push(scale("writer", &|k| db.get(k), a, &values)?);
+        scaling.push(scale("writer", a, &|n, seed| {
+            get_rate(&|k| db.get(k), a, &values, n, seed)
+        })?);
         db.close()?;
     }
     let ro = ReadOnlyDb::open(&store)?;
     if a.scaling {
-        scaling.push(scale("read-only", &|k| ro.get(k), a, &values)?);
+        scaling.push(scale("read-only", a, &|n, seed| {
+            get_rate(&|k| ro.get(k), a, &values, n, seed)
+        })?);
+        let cycle = random_cycle(CHASE_SLOTS, a.seed);
+        scaling.push(scale(CHASE_NAME, a, &|n, seed| {
+            chase_rate(&cycle, a.seconds, n, seed)
+        })?);
     } else {
         // Warm, as the scaling measurement would have.
         for i in 0..a.keys {
@@ -357,17 +429,27 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
     })
 }
 
-fn scale(handle: &str, get: &GetFn, a: &ReadersArgs, values: &Values) -> Result<Scaling> {
+/// Thread scaling of one thing measured: `rate(threads, seed)` with one thread and with
+/// `a.threads`, interleaved, `a.repeat` times.
+fn scale(
+    handle: &str,
+    a: &ReadersArgs,
+    rate: &dyn Fn(usize, u64) -> Result<(f64, f64, f64)>,
+) -> Result<Scaling> {
     let mut repeats = Vec::new();
+    let (mut one_cpu, mut many_cpu) = (Vec::new(), Vec::new());
     for r in 0..a.repeat {
         let seed = a.seed ^ ((r as u64 + 1) << 8);
-        let one = get_rate(get, a, values, 1, seed)?.0;
-        let many = get_rate(get, a, values, a.threads, seed)?.0;
+        let (one, one_per_cpu, _) = rate(1, seed)?;
+        let (many, many_per_cpu, _) = rate(a.threads, seed)?;
         eprintln!(
-            "kvbench readers: {handle}: 1 thread {one:.0}/s, {} threads {many:.0}/s",
+            "kvbench readers: {handle}: 1 thread {one:.0}/s ({one_per_cpu:.0} per CPU-second), {} \
+             threads {many:.0}/s ({many_per_cpu:.0} per CPU-second)",
             a.threads
         );
         repeats.push((one, many));
+        one_cpu.push(one_per_cpu);
+        many_cpu.push(many_per_cpu);
     }
     let mut one: Vec<f64> = repeats.iter().map(|r| r.0).collect();
     let mut many: Vec<f64> = repeats.iter().map(|r| r.1).collect();
@@ -378,6 +460,8 @@ fn scale(handle: &str, get: &GetFn, a: &ReadersArgs, values: &Values) -> Result<
         threads,
         ratio: threads / one_thread,
         repeats,
+        one_thread_per_cpu_second: median(&mut one_cpu),
+        threads_per_cpu_second: median(&mut many_cpu),
     })
 }
 
@@ -385,7 +469,7 @@ fn scale(handle: &str, get: &GetFn, a: &ReadersArgs, values: &Values) -> Result<
 pub fn markdown(r: &ReadersReport) -> String {
     let mut s = format!(
         "{} keys of {} B values, {} shards, median of {} repeats; machine: {} × {}, {}, commit {}.\n\n\
-         Command: `{}`\n\n| handle | 1 thread gets/s | {} threads gets/s | ratio |\n|---|--:|--:|--:|\n",
+         Command: `{}`\n\n| handle | 1 thread gets/s | {} threads gets/s | ratio | gets per CPU-second, 1 → {} threads |\n|---|--:|--:|--:|--:|\n",
         r.keys,
         r.value_size,
         r.shards,
@@ -395,12 +479,18 @@ pub fn markdown(r: &ReadersReport) -> String {
         r.machine.kernel,
         r.machine.git_commit,
         r.command,
+        r.thread_count,
         r.thread_count
     );
     for x in &r.scaling {
         s += &format!(
-            "| {} | {:.0} | {:.0} | {:.2}× |\n",
-            x.handle, x.one_thread, x.threads, x.ratio
+            "| {} | {:.0} | {:.0} | {:.2}× | {:.0} → {:.0} |\n",
+            x.handle,
+            x.one_thread,
+            x.threads,
+            x.ratio,
+            x.one_thread_per_cpu_second,
+            x.threads_per_cpu_second
         );
     }
     s += &format!(
