@@ -1092,9 +1092,10 @@ fn finish_recovery(
             snap: Arc::new(snap),
             next_seq: next_log,
         };
-        out.push(Shard {
+        let shard = Shard {
             id,
             paths,
+            quiet: arc_swap::ArcSwapOption::empty(),
             state: RwLock::new(state),
             flusher: Mutex::new(r.fl),
             counters: r.counters,
@@ -1106,7 +1107,9 @@ fn finish_recovery(
             io: r.io,
             board: board.clone(),
             position,
-        });
+        };
+        shard.set_quiet(&shard.state.write());
+        out.push(shard);
     }
     // Everything numbered below `next_seq` that survived is durable now (synced above).
     if next_seq > sync_point.value {

@@ -736,6 +736,10 @@ pub(crate) fn install_rebuilt(
         w.store(u64::MAX, Ordering::Relaxed);
     }
     let snap = snapshot(fl, ckpt, filter, verified, &shard.io)?;
-    shard.state.write().snap = Arc::new(snap);
+    {
+        let mut st = shard.state.write();
+        st.snap = Arc::new(snap);
+        shard.set_quiet(&st);
+    }
     io::remove_if_exists(&old_index)
 }

@@ -39,7 +39,7 @@ use crate::options::{check_key, Options};
 use crate::page::PAGE_SIZE;
 use crate::publish::{self, Board};
 use crate::shard::{DirectFiles, Snapshot, Verified};
-use crate::stats::{Counters, IoReport, ReadOnlyStats, Served, Stats};
+use crate::stats::{Counters, IoReport, ReadOnlyStats, Stats};
 
 /// Reloads one read may trigger before it gives up with [`Error::Stale`] (each reload reads the
 /// newest checkpoint, so only a writer flushing the same shard twice per reload can exhaust them).
@@ -147,7 +147,7 @@ impl ReadOnlyDb {
             if let Some(answer) = self.read_in_place(&view, shard, &snap, key, hash.0) {
                 return answer;
             }
-            let err = match lookup(&snap, key, hash.0, &shard.counters, true) {
+            let err = match snap.lookup(key, hash.0, &shard.counters, true) {
                 Ok((v, served)) => {
                     shard.counters.served(served);
                     return Ok(v);
@@ -194,7 +194,7 @@ impl ReadOnlyDb {
         if board.count(shard.position) != snap.published {
             return None;
         }
-        let answer = lookup(snap, key, hash, &shard.counters, false);
+        let answer = snap.lookup(key, hash, &shard.counters, false);
         // Orders the reads above before the count's second load (the seqlock reader's fence).
         std::sync::atomic::fence(Ordering::Acquire);
         if board.count(shard.position) != snap.published {
@@ -417,33 +417,6 @@ impl ReadOnlyDb {
                 Ok(true)
             }
             Err(e) => Err(e),
-        }
-    }
-}
-
-/// The answer for `key` in one snapshot — Bloom filter, then page chain (pages copied out first when
-/// `copy`), then value — and where it was served from (the caller counts the get once it keeps the
-/// answer; the reads themselves are counted as they happen).
-#[inline]
-fn lookup(
-    snap: &Snapshot,
-    key: &[u8],
-    hash: u64,
-    counters: &Counters,
-    copy: bool,
-) -> Result<(Option<Vec<u8>>, Served)> {
-    if !snap.filter.may_contain(hash) {
-        counters.bloom_negative();
-        return Ok((None, Served::AbsentByBloom));
-    }
-    match snap.find_as(key, hash, counters, copy)? {
-        Some(loc) => {
-            let (v, served) = snap.read(&loc, hash, counters)?;
-            Ok((Some(v), served))
-        }
-        None => {
-            counters.bloom_false_positive();
-            Ok((None, Served::AbsentAfterPage))
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A shard: its log parts, its published snapshot of the global table, and the read and write paths.
 //!
 //! Concurrency: `state` (a reader-writer lock) guards the active log part, the frozen parts awaiting
-//! flush and the published [`Snapshot`]. Gets take it shared; puts and deletes take it exclusively for
-//! the time of one append. The flush runs under `flusher` (one flush per shard at a time), reads the
+//! flush and the published [`Snapshot`]. Gets take it shared — except while the shard's log is empty,
+//! when they answer from the snapshot in `quiet` without any lock (see [`Shard::get_while_quiet`]);
+//! puts and deletes take it exclusively for the time of one append. The flush runs under `flusher` (one flush per shard at a time), reads the
 //! frozen part and the snapshot without the state lock, writes new pages only into slots the published
 //! snapshot does not reference, and takes the state lock exclusively just to publish the new snapshot.
 
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use memmap2::Mmap;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
@@ -257,6 +259,33 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
+    /// The answer for `key` in this snapshot — Bloom filter, then page chain (pages copied out first
+    /// when `copy`), then value — and where it was served from. The caller counts the get once it
+    /// keeps the answer; the reads and the filter's verdicts are counted as they happen.
+    #[inline]
+    pub fn lookup(
+        &self,
+        key: &[u8],
+        hash: u64,
+        counters: &Counters,
+        copy: bool,
+    ) -> Result<(Option<Vec<u8>>, Served)> {
+        if !self.filter.may_contain(hash) {
+            counters.bloom_negative();
+            return Ok((None, Served::AbsentByBloom));
+        }
+        match self.find_as(key, hash, counters, copy)? {
+            Some(loc) => {
+                let (v, served) = self.read(&loc, hash, counters)?;
+                Ok((Some(v), served))
+            }
+            None => {
+                counters.bloom_false_positive();
+                Ok((None, Served::AbsentAfterPage))
+            }
+        }
+    }
+
     /// The page in `slot`, validated on first use.
     pub fn page(&self, slot: u32, bucket: u32) -> Result<&[u8]> {
         let start = slot as usize * PAGE_SIZE;
@@ -583,6 +612,12 @@ pub(crate) struct ShardState {
 }
 
 impl ShardState {
+    /// No record waits in the log: no active record, no frozen part.
+    #[inline]
+    pub fn log_is_empty(&self) -> bool {
+        self.frozen.is_empty() && self.active.seg.is_empty()
+    }
+
     /// The newest log record for `key`, searching the active part, then frozen parts newest first.
     #[inline]
     pub fn log_lookup(&self, key: &[u8], hash: u64) -> Option<RecordRef<'_>> {
@@ -626,6 +661,11 @@ pub(crate) struct Shard {
     /// shard's position on it (its index in routing order).
     pub board: Arc<crate::publish::Board>,
     pub position: usize,
+    /// The published snapshot while the shard's log is empty (no active records, no frozen part),
+    /// else `None`: a get then answers from it without taking the state lock (see
+    /// [`Shard::get_while_quiet`]). Written only under the state's write lock, by
+    /// [`Shard::set_quiet`] and by the first append into an empty log.
+    pub quiet: ArcSwapOption<Snapshot>,
 }
 
 /// Makes every shard's log durable and advances the sync point (`Db`'s `sync_all`).
@@ -646,6 +686,9 @@ pub(crate) const MAX_FROZEN: usize = 1;
 impl Shard {
     /// The value of `key`; the flag asks for a hot-set rebuild (see `hot.rs`).
     pub fn get(&self, key: &[u8], hash: u64) -> Result<(Option<Vec<u8>>, bool)> {
+        if let Some(answer) = self.get_while_quiet(key, hash) {
+            return answer;
+        }
         let st = self.state.read();
         if let Some(answer) = self.answer_in_memory(&st, key, hash) {
             return Ok((answer, false));
@@ -661,6 +704,44 @@ impl Shard {
                 Ok((None, false))
             }
         }
+    }
+
+    /// A get that takes no lock, on a shard whose log is empty: the answer is the published
+    /// snapshot's, so the get writes no shared cache line (threads reading one shard do not slow
+    /// each other down) and skips the log. `None` when the log is not empty, or when a write or a
+    /// new snapshot came during the read: the caller then takes the state lock.
+    ///
+    /// Why reading the snapshot without the lock is safe: the lock is what keeps a flush from
+    /// publishing while a get reads, and the pages and extents a snapshot references are reused only
+    /// by the flush *after* the one that replaces it (`flush.rs`). Here, a replacement (or the first
+    /// write, which must come before any flush) changes `quiet` under the write lock, and `quiet` is
+    /// loaded again after the read, behind an acquire fence (a seqlock on the snapshot pointer; the
+    /// snapshot is held, so its address cannot come back): while it still holds the same snapshot,
+    /// nothing that snapshot references was rewritten, and the answer stands. A read that raced a
+    /// rewrite is dropped, whatever it found (a page validated earlier is not validated again).
+    #[inline]
+    fn get_while_quiet(&self, key: &[u8], hash: u64) -> Option<Result<(Option<Vec<u8>>, bool)>> {
+        let quiet = self.quiet.load();
+        let snap = quiet.as_ref()?;
+        let answer = snap.lookup(key, hash, &self.counters, false);
+        std::sync::atomic::fence(Ordering::Acquire);
+        let still = self.quiet.load();
+        if !still.as_ref().is_some_and(|now| Arc::ptr_eq(now, snap)) {
+            return None;
+        }
+        Some(answer.map(|(v, served)| match served {
+            Served::Hot | Served::Data => (v, self.count_found(served, hash)),
+            _ => {
+                self.counters.served(served);
+                (v, false)
+            }
+        }))
+    }
+
+    /// Offers the state's snapshot to lock-free gets when its log is empty, or withdraws it. Called
+    /// under the state's write lock after the snapshot or the log parts changed.
+    pub fn set_quiet(&self, st: &ShardState) {
+        self.quiet.store(st.log_is_empty().then(|| st.snap.clone()));
     }
 
     /// The answer for `key` when the log or the Bloom filter gives it (counted), or `None` when the
@@ -753,6 +834,11 @@ impl Shard {
         hash: u64,
         seq: u64,
     ) -> Result<()> {
+        if st.log_is_empty() {
+            // The log stops being empty: lock-free gets must stop answering from the snapshot alone
+            // before the record can be seen.
+            self.quiet.store(None);
+        }
         let older = kind == RecordKind::Delete && st.older_may_hold(key, hash);
         st.active.apply(kind, key, value, hash, older, seq)?;
         self.counters
@@ -838,6 +924,7 @@ impl Shard {
             st.snap = Arc::new(new_snap);
             let popped = st.frozen.pop_front();
             debug_assert!(popped.is_some_and(|p| Arc::ptr_eq(&p, &part)));
+            self.set_quiet(&st);
         }
         crate::io::remove_if_exists(part.seg.path())?;
         if old_index != new_index {
