@@ -249,8 +249,9 @@ pub(crate) struct Snapshot {
     pub io: IoSetup,
     /// Another process writes these files (this is a read-only handle's snapshot, see `reader.rs`):
     /// the writer may reuse the slots and extents this snapshot references once it has flushed twice
-    /// more, so every page is copied out of the map and validated after the copy, on every read, and
-    /// a page newer than `ckpt.generation` is refused (the caller refreshes and retries).
+    /// more, so pages are read in place only while the publication board shows nothing was reused
+    /// (`reader.rs`), and otherwise copied out of the map and validated after the copy, on every
+    /// read; a page newer than `ckpt.generation` is refused (the caller refreshes and retries).
     pub shared: bool,
     /// For a `shared` snapshot: the writer's publication count for this shard, loaded before the
     /// checkpoint was read (`reader.rs`: while the count stays there, nothing this snapshot
