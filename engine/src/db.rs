@@ -1134,7 +1134,7 @@ impl Recovering {
             direct: DirectFiles::default(),
             io: snap.io.clone(),
             shared: false,
-            published: 0,
+            published: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }

@@ -170,7 +170,7 @@ pub(crate) fn snapshot(
     Ok(Snapshot {
         direct,
         shared: false,
-        published: 0,
+        published: std::sync::atomic::AtomicU64::new(0),
         io: io.clone(),
         index_map: io::map_read(&fl.index_file, index_len)?,
         index_path: fl.index_path.clone(),

@@ -58,6 +58,8 @@ pub struct ReadOnlyDb {
     reloads: AtomicU64,
     /// Reads that failed validation on a snapshot the writer had moved past and were retried.
     retries: AtomicU64,
+    /// Gets that took the copying path (see [`ReadOnlyStats::copied_gets`]).
+    copied_gets: AtomicU64,
     /// Gets check the board and reload a shard whose writer announced a flush (see `set_follow`).
     follow: AtomicBool,
 }
@@ -108,6 +110,7 @@ impl ReadOnlyDb {
             reloading: Mutex::new(()),
             reloads: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            copied_gets: AtomicU64::new(0),
             follow: AtomicBool::new(true),
         })
     }
@@ -147,6 +150,7 @@ impl ReadOnlyDb {
             if let Some(answer) = self.read_in_place(&view, shard, &snap, key, hash.0) {
                 return answer;
             }
+            self.copied_gets.fetch_add(1, Ordering::Relaxed);
             let err = match snap.lookup(key, hash.0, &shard.counters, true) {
                 Ok((v, served)) => {
                     shard.counters.served(served);
@@ -191,13 +195,13 @@ impl ReadOnlyDb {
             .board
             .as_ref()
             .filter(|_| self.follow.load(Ordering::Relaxed))?;
-        if board.count(shard.position) != snap.published {
+        if board.count(shard.position) != snap.published.load(Ordering::Acquire) {
             return None;
         }
         let answer = snap.lookup(key, hash, &shard.counters, false);
         // Orders the reads above before the count's second load (the seqlock reader's fence).
         std::sync::atomic::fence(Ordering::Acquire);
-        if board.count(shard.position) != snap.published {
+        if board.count(shard.position) != snap.published.load(Ordering::Acquire) {
             return None;
         }
         match answer {
@@ -323,6 +327,7 @@ impl ReadOnlyDb {
         stats.read_only = Some(ReadOnlyStats {
             reloads: self.reloads.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            copied_gets: self.copied_gets.load(Ordering::Relaxed),
         });
         stats
     }
@@ -399,10 +404,13 @@ impl ReadOnlyDb {
         let count = view.board.as_ref().map_or(0, |b| b.count(shard.position));
         match load_snapshot(&shard.paths, shard.id, count, Some(&current)) {
             Ok(snap) => {
-                shard.seen.store(count, Ordering::Release);
                 if same_state(&snap.ckpt, &current.ckpt) {
+                    // Still the newest checkpoint as of `count`: reads in place may go on.
+                    current.published.store(count, Ordering::Release);
+                    shard.seen.store(count, Ordering::Release);
                     return Ok(false);
                 }
+                shard.seen.store(count, Ordering::Release);
                 shard.snap.store(Arc::new(snap));
                 self.reloads.fetch_add(1, Ordering::Relaxed);
                 Ok(true)
@@ -569,7 +577,7 @@ fn load_snapshot(
         direct: DirectFiles::default(),
         io: IoSetup::mapped(),
         shared: true,
-        published,
+        published: AtomicU64::new(published),
     })
 }
 

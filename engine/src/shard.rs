@@ -255,8 +255,10 @@ pub(crate) struct Snapshot {
     pub shared: bool,
     /// For a `shared` snapshot: the writer's publication count for this shard, loaded before the
     /// checkpoint was read (`reader.rs`: while the count stays there, nothing this snapshot
-    /// references can be rewritten, so pages may be read in place).
-    pub published: u64,
+    /// references can be rewritten, so pages may be read in place). Advanced when the count moved
+    /// but a reload found this very checkpoint still the newest (as when a writer opens and bumps
+    /// every count): the checkpoint was then read after the newer count was loaded.
+    pub published: AtomicU64,
 }
 
 impl Snapshot {

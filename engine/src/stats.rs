@@ -417,6 +417,9 @@ pub struct ReadOnlyStats {
     pub reloads: u64,
     /// Reads that failed validation on a state the writer had moved past, and were retried.
     pub retries: u64,
+    /// Gets that copied the pages they read out of the maps (the writer announced a flush during
+    /// the read, no board, or `set_follow(false)`); every other get read its pages in place.
+    pub copied_gets: u64,
 }
 
 /// Bytes on disk per tier.

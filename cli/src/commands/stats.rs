@@ -194,8 +194,8 @@ pub fn run(_a: &StatsArgs, g: &Global) -> anyhow::Result<u8> {
     if let Some(ro) = &s.read_only {
         writeln!(
             o,
-            "  read-only view   flushed state beside a writer ({} reloads, {} retried reads)",
-            ro.reloads, ro.retries
+            "  read-only view   flushed state beside a writer ({} reloads, {} retried reads, {} gets copied their pages)",
+            ro.reloads, ro.retries, ro.copied_gets
         )?;
     }
     writeln!(o, "  flushed          {}", s.table_keys)?;

@@ -7,7 +7,9 @@
 //!   writer handle (`Db::open`) and on a read-only handle (`Db::open_read_only`);
 //! - a read-only handle's 1-thread throughput on the idle store, and while a writer process (this
 //!   binary's hidden `readers-writer` command) loads new keys into the same store in batches, with
-//!   logs small enough that it flushes several times a second — so the reader keeps reloading shards;
+//!   logs small enough that it flushes several times a second — so the reader keeps reloading shards
+//!   — and, as a control, while a writer process loads a copy of the store made after the initial
+//!   load (the same work, no file shared with the reader);
 //! - for comparison with the thread scaling, a pointer chase through 256 MiB with 1 and `threads`
 //!   threads (dependent random loads that share nothing between threads): how far this machine
 //!   scales memory-latency-bound work at all.
@@ -115,6 +117,16 @@ pub struct ReadersReport {
     pub writer_keys: u64,
     /// Shard reloads the read-only handle made during the busy measurements (it followed flushes).
     pub reader_reloads: u64,
+    /// Median gets/s of the read-only handle while a writer process loads a copy of the store made
+    /// after the initial load (the same work, but no file shared with the reader): what sharing the
+    /// machine's cores and caches with that writer costs, apart from following its flushes.
+    pub read_only_beside_copy: f64,
+    /// `read_only_beside_copy / read_only_idle`.
+    pub copy_ratio: f64,
+    /// Median gets per CPU-second of the reader beside the writer of the copy.
+    pub read_only_beside_copy_per_cpu_second: f64,
+    /// Every repeat: (gets/s, gets per CPU-second) beside the writer of the copy.
+    pub copy_repeats: Vec<(f64, f64)>,
 }
 
 /// Slots of the machine control's pointer chase: 64 Mi × 4 bytes = 256 MiB, about the size of a
@@ -361,6 +373,17 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
     let values = Values::new(a.value_size, a.seed);
     eprintln!("kvbench readers: loading {} keys", a.keys);
     load(&store, a, &values)?;
+    // A copy for the control writer of the busy measurement (see `read_only_beside_copy`).
+    let copy = a.dir.join("tierkv-readers-copy");
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy)?;
+    }
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&store)
+        .arg(&copy)
+        .status()?;
+    ensure!(status.success(), "copying the store to {}", copy.display());
 
     let mut scaling = Vec::new();
     if a.scaling {
@@ -396,23 +419,27 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
     let mut fault_repeats = Vec::new();
     let mut writer_keys = 0u64;
     let reloads_before = ro.stats().read_only.map_or(0, |r| r.reloads);
+    let mut other_repeats = Vec::new();
+    let mut other_keys = 0u64;
     for r in 0..a.repeat {
         let seed = a.seed ^ ((r as u64 + 1) << 16) ^ 0xB05;
-        let (idle, idle_cpu, idle_faults) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
-        let writer = spawn_writer(&store, a, a.keys + writer_keys)?;
-        // Let the writer open the store (recovery, the board) before the timed reads.
-        std::thread::sleep(Duration::from_millis(300));
-        let (busy, busy_cpu, busy_faults) = get_rate(&|k| ro.get(k), a, &values, 1, seed)?;
-        let out = writer.wait_with_output()?;
-        ensure!(out.status.success(), "the writer process failed");
-        writer_keys += String::from_utf8_lossy(&out.stdout).trim().parse::<u64>()?;
+        let read = || get_rate(&|k| ro.get(k), a, &values, 1, seed);
+        let (idle, idle_cpu, idle_faults) = read()?;
+        let ((busy, busy_cpu, busy_faults), put) =
+            beside_writer(&store, a, a.keys + writer_keys, &read)?;
+        writer_keys += put;
+        let ((other, other_cpu, _), put) = beside_writer(&copy, a, a.keys + other_keys, &read)?;
+        other_keys += put;
         eprintln!(
             "kvbench readers: read-only idle {idle:.0}/s ({idle_cpu:.0} per CPU-second), beside a \
-             writer {busy:.0}/s ({busy_cpu:.0} per CPU-second); minor faults per get {idle_faults:.3} → {busy_faults:.3}"
+             writer {busy:.0}/s ({busy_cpu:.0} per CPU-second), beside a writer of a copy \
+             {other:.0}/s ({other_cpu:.0} per CPU-second); minor faults per get {idle_faults:.3} → \
+             {busy_faults:.3}"
         );
         busy_repeats.push((idle, busy));
         cpu_repeats.push((idle_cpu, busy_cpu));
         fault_repeats.push((idle_faults, busy_faults));
+        other_repeats.push((other, other_cpu));
     }
     let reader_reloads = ro.stats().read_only.map_or(0, |r| r.reloads) - reloads_before;
     let mut idle: Vec<f64> = busy_repeats.iter().map(|r| r.0).collect();
@@ -421,6 +448,9 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
     let mut idle_cpu: Vec<f64> = cpu_repeats.iter().map(|r| r.0).collect();
     let mut busy_cpu: Vec<f64> = cpu_repeats.iter().map(|r| r.1).collect();
     let (idle_per_cpu, busy_per_cpu) = (median(&mut idle_cpu), median(&mut busy_cpu));
+    let mut other: Vec<f64> = other_repeats.iter().map(|r| r.0).collect();
+    let mut other_cpu: Vec<f64> = other_repeats.iter().map(|r| r.1).collect();
+    let (other, other_per_cpu) = (median(&mut other), median(&mut other_cpu));
     Ok(ReadersReport {
         machine,
         command,
@@ -439,7 +469,29 @@ pub fn run(a: &ReadersArgs, command: String) -> Result<ReadersReport> {
         fault_repeats,
         writer_keys,
         reader_reloads,
+        read_only_beside_copy: other,
+        copy_ratio: other / read_only_idle,
+        read_only_beside_copy_per_cpu_second: other_per_cpu,
+        copy_repeats: other_repeats,
     })
+}
+
+/// The reader's `read()` while a writer process loads keys from `first` into `store`: what it
+/// measured, and the keys the writer put.
+fn beside_writer(
+    store: &Path,
+    a: &ReadersArgs,
+    first: u64,
+    read: &dyn Fn() -> Result<(f64, f64, f64)>,
+) -> Result<((f64, f64, f64), u64)> {
+    let writer = spawn_writer(store, a, first)?;
+    // Let the writer open the store (recovery, the board) before the timed reads.
+    std::thread::sleep(Duration::from_millis(300));
+    let measured = read()?;
+    let out = writer.wait_with_output()?;
+    ensure!(out.status.success(), "the writer process failed");
+    let put = String::from_utf8_lossy(&out.stdout).trim().parse::<u64>()?;
+    Ok((measured, put))
 }
 
 /// Thread scaling of one thing measured: `rate(threads, seed)` with one thread and with
@@ -522,6 +574,15 @@ pub fn markdown(r: &ReadersReport) -> String {
         r.read_only_idle_per_cpu_second,
         r.read_only_busy_per_cpu_second,
         r.read_only_busy_per_cpu_second / r.read_only_idle_per_cpu_second * 100.0
+    );
+    s += &format!(
+        "Control — beside a writer process loading a copy of the store (the same work, no file \
+         shared with the reader): {:.0} gets/s, **{:.0} %** of idle; {:.0} gets per CPU-second \
+         ({:.0} %).\n",
+        r.read_only_beside_copy,
+        r.copy_ratio * 100.0,
+        r.read_only_beside_copy_per_cpu_second,
+        r.read_only_beside_copy_per_cpu_second / r.read_only_idle_per_cpu_second * 100.0
     );
     s
 }
