@@ -3,8 +3,8 @@
 //! Concurrency: `state` (a reader-writer lock) guards the active log part, the frozen parts awaiting
 //! flush and the published [`Snapshot`]. Gets take it shared — except while the shard's log is empty,
 //! when they answer from the snapshot in `quiet` without any lock (see [`Shard::get_while_quiet`]);
-//! puts and deletes take it exclusively for the time of one append. The flush runs under `flusher` (one flush per shard at a time), reads the
-//! frozen part and the snapshot without the state lock, writes new pages only into slots the published
+//! puts and deletes take it exclusively for the time of one append. The flush runs under `flusher`
+//! (one flush per shard at a time), reads the frozen part and the snapshot without the state lock, writes new pages only into slots the published
 //! snapshot does not reference, and takes the state lock exclusively just to publish the new snapshot.
 
 use std::collections::VecDeque;
@@ -693,20 +693,11 @@ impl Shard {
             return answer;
         }
         let st = self.state.read();
-        if let Some(answer) = self.answer_in_memory(&st, key, hash) {
+        if let Some(answer) = self.answer_from_log(&st, key, hash) {
             return Ok((answer, false));
         }
-        let snap = &st.snap;
-        match snap.find(key, hash, &self.counters)? {
-            Some(loc) => {
-                let (v, served) = snap.read(&loc, hash, &self.counters)?;
-                Ok((Some(v), self.count_found(served, hash)))
-            }
-            None => {
-                self.count_absent_after_page();
-                Ok((None, false))
-            }
-        }
+        let (v, served) = st.snap.lookup(key, hash, &self.counters, st.snap.shared)?;
+        Ok((v, self.count_answer(served, hash)))
     }
 
     /// A get that takes no lock, on a shard whose log is empty: the answer is the published
@@ -732,13 +723,19 @@ impl Shard {
         if !still.as_ref().is_some_and(|now| Arc::ptr_eq(now, snap)) {
             return None;
         }
-        Some(answer.map(|(v, served)| match served {
-            Served::Hot | Served::Data => (v, self.count_found(served, hash)),
+        Some(answer.map(|(v, served)| (v, self.count_answer(served, hash))))
+    }
+
+    /// Counts a get the snapshot answered ([`Snapshot::lookup`] counted the filter's part); true
+    /// asks for a hot-set rebuild.
+    fn count_answer(&self, served: Served, hash: u64) -> bool {
+        match served {
+            Served::Hot | Served::Data => self.count_found(served, hash),
             _ => {
                 self.counters.served(served);
-                (v, false)
+                false
             }
-        }))
+        }
     }
 
     /// Offers the state's snapshot to lock-free gets when its log is empty, or withdraws it. Called
@@ -751,6 +748,20 @@ impl Shard {
     /// global table must be searched.
     #[allow(clippy::option_option)]
     fn answer_in_memory(&self, st: &ShardState, key: &[u8], hash: u64) -> Option<Option<Vec<u8>>> {
+        if let Some(answer) = self.answer_from_log(st, key, hash) {
+            return Some(answer);
+        }
+        if !st.snap.filter.may_contain(hash) {
+            self.counters.bloom_negative();
+            self.counters.served(Served::AbsentByBloom);
+            return Some(None);
+        }
+        None
+    }
+
+    /// The answer for `key` when a log part holds a record of it (counted), else `None`.
+    #[allow(clippy::option_option)]
+    fn answer_from_log(&self, st: &ShardState, key: &[u8], hash: u64) -> Option<Option<Vec<u8>>> {
         if let Some(rec) = st.log_lookup(key, hash) {
             self.counters
                 .read(Tier::Log, record_len(rec.key, rec.value));
@@ -764,11 +775,6 @@ impl Shard {
                     None
                 }
             });
-        }
-        if !st.snap.filter.may_contain(hash) {
-            self.counters.bloom_negative();
-            self.counters.served(Served::AbsentByBloom);
-            return Some(None);
         }
         None
     }

@@ -249,6 +249,14 @@ fn child_reader() {
 }
 
 /// A store with the first keys in it, so readers have something before the writer starts.
+/// Gets every seeded key through `reader`, checking each value.
+fn read_every_key(reader: &ReadOnlyDb) {
+    for i in 0..KEYS {
+        let got = reader.get(&key(i)).unwrap().expect("every key exists");
+        check_value(&key(i), &got).unwrap();
+    }
+}
+
 fn seed_store(dir: &Path) {
     let db = Db::open(dir, options()).unwrap();
     for i in 0..KEYS {
@@ -454,10 +462,7 @@ fn a_following_reader_revalidates_the_pages_a_flush_rewrote() {
     let path = dir.path().join("db");
     seed_store(&path);
     let reader = ReadOnlyDb::open(&path).unwrap();
-    for i in 0..KEYS {
-        let got = reader.get(&key(i)).unwrap().expect("every key exists");
-        check_value(&key(i), &got).unwrap();
-    }
+    read_every_key(&reader);
     // Two flushes: the second reuses the slots the first freed — slots whose earlier pages the
     // reader validated.
     let writer = Db::open(&path, options()).unwrap();
@@ -527,18 +532,12 @@ fn a_reader_reads_in_place_again_after_a_writer_opens() {
     let path = dir.path().join("db");
     seed_store(&path);
     let reader = ReadOnlyDb::open(&path).unwrap();
-    let read_all = || {
-        for i in 0..KEYS {
-            let got = reader.get(&key(i)).unwrap().expect("every key exists");
-            check_value(&key(i), &got).unwrap();
-        }
-    };
-    read_all();
+    read_every_key(&reader);
     let copied = || reader.stats().read_only.unwrap().copied_gets;
     assert_eq!(copied(), 0, "an idle store is read in place");
     let reloads = reader.stats().read_only.unwrap().reloads;
     let writer = Db::open(&path, options()).unwrap();
-    read_all();
+    read_every_key(&reader);
     assert_eq!(
         copied(),
         0,
